@@ -11,6 +11,7 @@
 export const ERRNO = {
   EPERM: 1,
   ENOENT: 2,
+  ENXIO: 6,
   EIO: 5,
   EBADF: 9,
   EAGAIN: 11,

@@ -8,3 +8,4 @@ export * from './clock.ts';
 export * from './mutex.ts';
 export * from './log.ts';
 export * from './crc.ts';
+export * from './bytes.ts';
