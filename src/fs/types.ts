@@ -15,23 +15,22 @@ export interface Identity {
 
 export const ROOT_INODE = 1;
 
-/** File type bits of `mode` (as in <sys/stat.h>). */
-export const S_IFMT = 0o170000;
-export const S_IFSOCK = 0o140000;
-export const S_IFLNK = 0o120000;
-export const S_IFREG = 0o100000;
-export const S_IFBLK = 0o060000;
-export const S_IFDIR = 0o040000;
-export const S_IFCHR = 0o020000;
-export const S_IFIFO = 0o010000;
-export const S_ISUID = 0o4000;
-export const S_ISGID = 0o2000;
-export const S_ISVTX = 0o1000;
-
-export const NAME_MAX = 255;
-export const PATH_MAX = 4096;
-/** Largest file we accept (bytes): 2^52, comfortably inside a JS safe integer. */
-export const FILE_SIZE_MAX = 2 ** 52;
+export {
+  S_IFMT,
+  S_IFSOCK,
+  S_IFLNK,
+  S_IFREG,
+  S_IFBLK,
+  S_IFDIR,
+  S_IFCHR,
+  S_IFIFO,
+  S_ISUID,
+  S_ISGID,
+  S_ISVTX,
+  NAME_MAX,
+  PATH_MAX,
+  FILE_SIZE_MAX,
+} from '../util/posix.ts';
 
 export interface Attr {
   ino: number;

@@ -13,6 +13,7 @@ export const ERRNO = {
   ENOENT: 2,
   ENXIO: 6,
   EIO: 5,
+  E2BIG: 7,
   EBADF: 9,
   EAGAIN: 11,
   ENOMEM: 12,

@@ -9,3 +9,5 @@ export * from './mutex.ts';
 export * from './log.ts';
 export * from './crc.ts';
 export * from './bytes.ts';
+export * from './failpoints.ts';
+export * from './posix.ts';

@@ -1,0 +1,24 @@
+/**
+ * headhunter: the volume — nonce, inode table, segment table, commits, recovery.
+ *
+ * Invariants:
+ * - A commit references only records that are durable before its own PUT lands (the segment
+ *   writer orders data segments, then the commit segment), so every commit is self-consistent.
+ * - Commit sequences are dense and each is created with a conditional PUT: two servers can never
+ *   both commit sequence N; the loser is fenced and stops writing.
+ * - Recovery reads the newest commit that verifies; a corrupt newest commit falls back to the one
+ *   before it and says so.
+ * - Nonces never repeat within the durable history: each commit records the next unused nonce.
+ */
+export {
+  Volume,
+  defaultVolumeOptions,
+  readCommit,
+  validateVolumeName,
+  u64Key,
+  bytesValue,
+  type VolumeOptions,
+  type SegmentStats,
+  type CommitHook,
+} from './volume.ts';
+export { encodeCommit, decodeCommit, COMMIT_VERSION, type CommitRecord, type SnapshotRef } from './commit.ts';

@@ -1,0 +1,469 @@
+import { randomBytes } from 'node:crypto';
+import { BTree, type KeyCodec, type NodeLoc, type NodeStore, type ValueCodec } from '../btree/index.ts';
+import type { ObjectStore } from '../objstore/index.ts';
+import {
+  LogSegmentWriter,
+  RecordType,
+  SegmentKind,
+  SegmentReader,
+  TRAILER_BYTES,
+  commitKey,
+  commitSegmentId,
+  decodeRecord,
+  decodeTrailer,
+  isCommitSegment,
+  type Loc,
+} from '../segment/index.ts';
+import {
+  CorruptionError,
+  Failpoints,
+  FsError,
+  Mutex,
+  StoreError,
+  assert,
+  nullLogger,
+  type Logger,
+} from '../util/index.ts';
+import { COMMIT_VERSION, decodeCommit, encodeCommit, type CommitRecord } from './commit.ts';
+
+export interface VolumeOptions {
+  /** Data segments close at this size. */
+  segmentBytesMax: number;
+  /** Data segments PUT concurrently before writers wait. */
+  inflightSegmentsMax: number;
+  /** Segment reader cache bound. */
+  cacheBytesMax: number;
+  /** Ranged GET size for sequential reads. */
+  readAheadBytes: number;
+  /** Commit early when the open commit segment holds this much. */
+  commitBytesMax: number;
+  /** Rewrite the `head` hint after this many commits. */
+  headEveryCommits: number;
+  logger: Logger;
+  failpoints: Failpoints;
+}
+
+export const defaultVolumeOptions: VolumeOptions = {
+  segmentBytesMax: 16 * 1024 * 1024,
+  inflightSegmentsMax: 4,
+  cacheBytesMax: 64 * 1024 * 1024,
+  readAheadBytes: 4 * 1024 * 1024,
+  commitBytesMax: 8 * 1024 * 1024,
+  headEveryCommits: 16,
+  logger: nullLogger,
+  failpoints: new Failpoints(),
+};
+
+export interface SegmentStats {
+  kind: number;
+  /** Bytes of records still referenced by the newest tree versions (as of the previous commit). */
+  liveBytes: number;
+}
+
+export const u64Key: KeyCodec<number> = {
+  compare: (a, b) => a - b,
+  encode: (k, w) => void w.u64(k),
+  decode: (r) => r.u64(),
+};
+export const bytesValue: ValueCodec<Uint8Array> = {
+  encode: (v, w) => void w.blob(v),
+  decode: (r) => Uint8Array.from(r.blob()),
+};
+const segStatsValue: ValueCodec<SegmentStats> = {
+  encode: (v, w) => void w.u8(v.kind).i64(BigInt(v.liveBytes)),
+  decode: (r) => ({ kind: r.u8(), liveBytes: Number(r.i64()) }),
+};
+
+const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export function validateVolumeName(name: string): void {
+  if (!VOLUME_NAME.test(name)) {
+    throw new FsError('EINVAL', `bad volume name ${JSON.stringify(name)}: use 1-64 of A-Z a-z 0-9 . _ - (not starting with . _ -)`);
+  }
+}
+
+interface SuperBlock {
+  format: 'silt';
+  version: number;
+  volumeId: string;
+  name: string;
+  createdMs: number;
+}
+
+/** Called under the volume lock at the start of every commit: push dirty inodes into the inode table. */
+export type CommitHook = () => Promise<void>;
+
+/**
+ * A volume: its trees, its log, and its commits (the seed's headhunter).
+ *
+ * All reads and mutations of the trees run under `lock`. A commit takes the lock only to
+ * serialize state into the open commit segment; the PUT runs outside it, so writers continue
+ * while a commit is in flight. Commits are PUT strictly in sequence (one at a time), and every
+ * `sync()` caller that arrives while one is in flight shares the next one (group commit).
+ */
+export class Volume {
+  readonly lock = new Mutex();
+  readonly writer: LogSegmentWriter;
+  readonly reader: SegmentReader;
+  readonly nodeStore: NodeStore;
+  inodeTable!: BTree<number, Uint8Array>;
+  private segTable!: BTree<number, SegmentStats>;
+  private nonce: number;
+  private liveDelta = new Map<number, number>();
+  private commitHook: CommitHook = async () => {};
+  private changeSeq = 0;
+  private durableChangeSeq = 0;
+  private committing: Promise<void> | null = null;
+  private headSeq = 0;
+  private headWrite: Promise<void> = Promise.resolve();
+  private fencedError: Error | null = null;
+  private closed = false;
+  /** The last durable commit. */
+  lastCommit: CommitRecord;
+  inodeCount: number;
+  readonly log: Logger;
+  readonly failpoints: Failpoints;
+  /** Problems found while opening (a corrupt newest commit we fell back from). */
+  readonly openWarnings: string[] = [];
+
+  private constructor(
+    readonly store: ObjectStore,
+    readonly name: string,
+    readonly opts: VolumeOptions,
+    commit: CommitRecord,
+    nextSeq: number,
+  ) {
+    this.log = opts.logger;
+    this.failpoints = opts.failpoints;
+    this.lastCommit = commit;
+    this.nonce = commit.nonceNext;
+    this.inodeCount = commit.inodeCount;
+    this.headSeq = commit.seq;
+    const prefix = `${name}/`;
+    this.writer = new LogSegmentWriter({
+      store,
+      volumePrefix: prefix,
+      nextSeq,
+      segmentBytesMax: opts.segmentBytesMax,
+      inflightSegmentsMax: opts.inflightSegmentsMax,
+      allocDataSegmentNumber: () => this.allocNonce(),
+      failpoints: opts.failpoints,
+      logger: opts.logger,
+    });
+    this.reader = new SegmentReader(
+      { store, volumePrefix: prefix, cacheBytesMax: opts.cacheBytesMax, readAheadBytes: opts.readAheadBytes },
+      this.writer,
+    );
+    this.nodeStore = {
+      readNode: (loc: NodeLoc) => this.reader.read(loc, RecordType.NODE),
+      writeNode: (payload: Uint8Array, owner: number) => {
+        const loc = this.writer.appendNode(payload, owner, 0);
+        this.addLive(loc.seg, loc.len);
+        return loc;
+      },
+      releaseNode: (loc: NodeLoc) => this.addLive(loc.seg, -loc.len),
+    };
+  }
+
+  get prefix(): string {
+    return `${this.name}/`;
+  }
+  get volumeId(): string {
+    return this.lastCommit.volumeId;
+  }
+  /** Null while the volume can commit; the reason once it cannot (fenced by another server). */
+  get fenced(): Error | null {
+    return this.fencedError;
+  }
+  get hasUncommittedChanges(): boolean {
+    return this.changeSeq > this.durableChangeSeq;
+  }
+
+  /** A fresh 64-bit nonce (inode numbers, data segment numbers). */
+  allocNonce(): number {
+    const n = this.nonce++;
+    assert(Number.isSafeInteger(this.nonce), 'nonce space exhausted');
+    return n;
+  }
+
+  /** Live-bytes accounting: a record in `seg` became referenced (+) or unreferenced (-). */
+  addLive(seg: number, delta: number): void {
+    this.liveDelta.set(seg, (this.liveDelta.get(seg) ?? 0) + delta);
+  }
+
+  setCommitHook(hook: CommitHook): void {
+    this.commitHook = hook;
+  }
+
+  /** Something changed in memory that the next commit must carry. */
+  markChanged(): void {
+    this.changeSeq++;
+  }
+
+  /** Throws EROFS once the volume has been fenced or closed. Mutations call it first. */
+  checkWritable(): void {
+    if (this.fencedError) throw new FsError('EROFS', this.fencedError.message, { cause: this.fencedError });
+    if (this.closed) throw new FsError('EROFS', 'volume is closed');
+  }
+
+  /**
+   * Resolve once everything changed before the call is durable (one commit, shared with every
+   * concurrent caller). Rejects with EIO if the store cannot take the commit; the volume stays
+   * consistent and the next sync retries the same bytes.
+   */
+  async sync(): Promise<void> {
+    const target = this.changeSeq;
+    while (this.durableChangeSeq < target) {
+      if (this.fencedError) throw new FsError('EIO', this.fencedError.message, { cause: this.fencedError });
+      if (!this.committing) {
+        this.committing = this.runCommit().finally(() => {
+          this.committing = null;
+        });
+      }
+      try {
+        await this.committing;
+      } catch (err) {
+        throw err instanceof FsError ? err : new FsError('EIO', `commit failed: ${errMessage(err)}`, { cause: err });
+      }
+    }
+  }
+
+  private async runCommit(): Promise<void> {
+    const sealed = await this.lock.run(async () => {
+      const covered = this.changeSeq;
+      await this.commitHook();
+      await this.applyLiveDelta();
+      const inodeTableRoot = this.inodeTable.flush();
+      const segmentTableRoot = this.segTable.flush();
+      const prevSeq = this.lastCommit.seq;
+      let record: CommitRecord | undefined;
+      const c = this.writer.sealCommit((seq) => {
+        record = {
+          version: COMMIT_VERSION,
+          volumeId: this.volumeId,
+          seq,
+          prevSeq,
+          timeMs: Date.now(),
+          nonceNext: this.nonce,
+          inodeTableRoot,
+          segmentTableRoot,
+          inodeCount: this.inodeCount,
+          snapshots: this.lastCommit.snapshots,
+        };
+        return encodeCommit(record);
+      });
+      assert(record !== undefined);
+      return { c, covered, record };
+    });
+    try {
+      await this.writer.putCommit(sealed.c);
+    } catch (err) {
+      if (err instanceof StoreError && err.kind === 'precondition_failed') {
+        this.fencedError = err;
+        this.log.error('volume fenced: another server committed to it; refusing further writes', { err: err.message });
+      }
+      throw err;
+    }
+    this.lastCommit = sealed.record;
+    this.durableChangeSeq = Math.max(this.durableChangeSeq, sealed.covered);
+    if (sealed.record.seq - this.headSeq >= this.opts.headEveryCommits) this.writeHead(sealed.record.seq);
+  }
+
+  private async applyLiveDelta(): Promise<void> {
+    const deltas = this.liveDelta;
+    this.liveDelta = new Map();
+    for (const [seg, delta] of deltas) {
+      if (delta === 0) continue;
+      const cur = await this.segTable.get(seg);
+      const liveBytes = (cur?.liveBytes ?? 0) + delta;
+      if (liveBytes <= 0 && cur) await this.segTable.delete(seg);
+      else if (liveBytes > 0) {
+        await this.segTable.put(seg, { kind: isCommitSegment(seg) ? SegmentKind.COMMIT : SegmentKind.DATA, liveBytes });
+      }
+    }
+  }
+
+  /** The head hint, off the critical path: a stale or missing head only makes recovery probe more. */
+  private writeHead(seq: number): void {
+    this.headSeq = seq;
+    this.headWrite = this.headWrite
+      .then(async () => {
+        this.failpoints.hit('before-head-put');
+        await this.store.put(`${this.prefix}head`, Buffer.from(JSON.stringify({ seq }) + '\n'));
+      })
+      .catch((err: unknown) => this.log.warn('head hint update failed', { err: errMessage(err) }));
+  }
+
+  /** Segment table entries (segment id -> live bytes), for stat/fsck/gc. */
+  async *segments(): AsyncGenerator<[number, SegmentStats]> {
+    yield* this.segTable.entries();
+  }
+
+  /** Final commit, then stop. Further mutations get EROFS. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (!this.fencedError) {
+      await this.sync();
+      if (this.lastCommit.seq !== this.headSeq) this.writeHead(this.lastCommit.seq);
+      await this.headWrite;
+    }
+    this.closed = true;
+  }
+
+  // ------------------------------------------------------------------ creation and recovery
+
+  /**
+   * mkfs: a new volume in the store. `init` runs under the lock before the first commit (the
+   * inode layer creates the root directory there). Fails with EEXIST if the volume exists.
+   */
+  static async create(
+    store: ObjectStore,
+    name: string,
+    opts: Partial<VolumeOptions>,
+    init: (v: Volume) => Promise<void>,
+  ): Promise<Volume> {
+    validateVolumeName(name);
+    const o = { ...defaultVolumeOptions, ...opts };
+    const volumeId = randomBytes(16).toString('hex');
+    const sb: SuperBlock = { format: 'silt', version: 1, volumeId, name, createdMs: Date.now() };
+    try {
+      await store.put(`${name}/super`, Buffer.from(JSON.stringify(sb) + '\n'), {
+        ifNoneMatch: store.capabilities.conditionalCreate,
+      });
+    } catch (err) {
+      if (err instanceof StoreError && err.kind === 'precondition_failed') {
+        throw new FsError('EEXIST', `volume ${name} already exists in ${store.capabilities.description}`, { cause: err });
+      }
+      throw err;
+    }
+    const empty: Loc = { seg: 0, off: 0, len: 0 };
+    const genesis: CommitRecord = {
+      version: COMMIT_VERSION,
+      volumeId,
+      seq: 0,
+      prevSeq: 0,
+      timeMs: sb.createdMs,
+      nonceNext: 2, // inode 1 is the root directory
+      inodeTableRoot: empty,
+      segmentTableRoot: empty,
+      inodeCount: 0,
+      snapshots: [],
+    };
+    const v = new Volume(store, name, o, genesis, 1);
+    v.inodeTable = BTree.create(v.nodeStore, u64Key, bytesValue, { owner: 0 });
+    v.segTable = BTree.create(v.nodeStore, u64Key, segStatsValue, { owner: 0 });
+    await v.lock.run(() => init(v));
+    v.markChanged();
+    await v.sync();
+    v.writeHead(v.lastCommit.seq);
+    await v.headWrite;
+    return v;
+  }
+
+  /** Open the newest valid commit of an existing volume (recovery). */
+  static async open(store: ObjectStore, name: string, opts: Partial<VolumeOptions>): Promise<Volume> {
+    validateVolumeName(name);
+    const o = { ...defaultVolumeOptions, ...opts };
+    const prefix = `${name}/`;
+    const sb = await readSuper(store, name);
+    const hint = await readHead(store, prefix);
+    // Probe forward from the hint until a sequence is missing: that bounds the newest commit.
+    let last = hint - 1;
+    while (await store.head(commitKey(prefix, last + 1))) last++;
+    if (last < 1) {
+      // The hint points past what exists (it should never): fall back to a listing.
+      last = await highestListedCommit(store, prefix);
+    }
+    if (last < 1) throw new CorruptionError(`volume ${name}: no commit found in the store`);
+    const warnings: string[] = [];
+    for (let seq = last; seq >= 1; seq--) {
+      try {
+        const commit = await readCommit(store, prefix, seq);
+        if (commit.volumeId !== sb.volumeId) {
+          throw new CorruptionError(`commit ${seq} belongs to volume ${commit.volumeId}, not ${sb.volumeId}`);
+        }
+        const v = new Volume(store, name, o, commit, last + 1);
+        v.openWarnings.push(...warnings);
+        for (const w of warnings) o.logger.warn(w);
+        v.inodeTable = BTree.open(v.nodeStore, u64Key, bytesValue, commit.inodeTableRoot, { owner: 0 });
+        v.segTable = BTree.open(v.nodeStore, u64Key, segStatsValue, commit.segmentTableRoot, { owner: 0 });
+        return v;
+      } catch (err) {
+        if (!(err instanceof CorruptionError)) throw err;
+        warnings.push(`commit ${seq} is unreadable (${err.message}); falling back to commit ${seq - 1}`);
+      }
+    }
+    throw new CorruptionError(`volume ${name}: no valid commit (${warnings.join('; ')})`);
+  }
+}
+
+async function readSuper(store: ObjectStore, name: string): Promise<SuperBlock> {
+  let raw: Uint8Array;
+  try {
+    raw = await store.get(`${name}/super`);
+  } catch (err) {
+    if (err instanceof StoreError && err.kind === 'not_found') {
+      throw new FsError('ENOENT', `no volume ${name} in ${store.capabilities.description}: run silt mkfs first`, { cause: err });
+    }
+    throw err;
+  }
+  let sb: unknown;
+  try {
+    sb = JSON.parse(Buffer.from(raw).toString('utf8'));
+  } catch (err) {
+    throw new CorruptionError(`${name}/super is not valid JSON`, { key: `${name}/super`, cause: err });
+  }
+  const s = sb as Partial<SuperBlock>;
+  if (s.format !== 'silt' || s.version !== 1 || typeof s.volumeId !== 'string' || !/^[0-9a-f]{32}$/.test(s.volumeId)) {
+    throw new CorruptionError(`${name}/super is not a Silt version 1 superblock`, { key: `${name}/super` });
+  }
+  return s as SuperBlock;
+}
+
+async function readHead(store: ObjectStore, prefix: string): Promise<number> {
+  try {
+    const raw = await store.get(`${prefix}head`);
+    const parsed = JSON.parse(Buffer.from(raw).toString('utf8')) as { seq?: unknown };
+    if (typeof parsed.seq === 'number' && Number.isSafeInteger(parsed.seq) && parsed.seq >= 1) return parsed.seq;
+  } catch (err) {
+    if (err instanceof StoreError && err.kind !== 'not_found') throw err;
+  }
+  return 1; // missing or garbled hint: probe from the start
+}
+
+async function highestListedCommit(store: ObjectStore, prefix: string): Promise<number> {
+  let best = 0;
+  let after: string | undefined;
+  for (;;) {
+    const page = await store.list(`${prefix}log/`, after !== undefined ? { after } : {});
+    for (const o of page.objects) {
+      const n = parseInt(o.key.slice(prefix.length + 4), 16);
+      if (Number.isSafeInteger(n) && n > best) best = n;
+    }
+    if (page.next === undefined || page.objects.length === 0) return best;
+    after = page.next;
+  }
+}
+
+/** Read and verify the commit record of `log/<seq>` from its trailer. */
+export async function readCommit(store: ObjectStore, prefix: string, seq: number): Promise<CommitRecord> {
+  const key = commitKey(prefix, seq);
+  const info = await store.head(key);
+  if (!info) throw new CorruptionError(`${key} is missing`, { key });
+  if (info.size < TRAILER_BYTES) throw new CorruptionError(`${key} is too short to be a segment (${info.size} bytes)`, { key });
+  const trailerBytes = await store.get(key, { offset: info.size - TRAILER_BYTES, length: TRAILER_BYTES });
+  const t = decodeTrailer(trailerBytes, key);
+  if (t.totalLen !== info.size) throw new CorruptionError(`${key}: trailer says ${t.totalLen} bytes, object has ${info.size}`, { key });
+  if (t.kind !== SegmentKind.COMMIT || t.segmentId !== commitSegmentId(seq)) {
+    throw new CorruptionError(`${key}: not the commit segment for sequence ${seq}`, { key });
+  }
+  const rec = await store.get(key, { offset: t.commitOff, length: t.commitLen });
+  const { payload } = decodeRecord(rec, `${key} commit record`, RecordType.COMMIT);
+  const c = decodeCommit(payload, key);
+  if (c.seq !== seq) throw new CorruptionError(`${key}: commit record says sequence ${c.seq}`, { key });
+  return c;
+}
+
+function errMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,462 @@
+import { BTree } from '../btree/index.ts';
+import type { Volume } from '../headhunter/index.ts';
+import { DATA_RECORD_BYTES_MAX, RecordType } from '../segment/index.ts';
+import {
+  FsError,
+  S_IFDIR,
+  S_IFMT,
+  assert,
+  systemClock,
+  type Clock,
+} from '../util/index.ts';
+import {
+  decodeInode,
+  dirKey,
+  dirValue,
+  encodeInode,
+  extentValue,
+  nameHash,
+  offsetKey,
+  type DirKey,
+  type DirValue,
+  type Extent,
+} from './codec.ts';
+import { Inode } from './inode.ts';
+
+export interface InodeLayerOptions {
+  /** The time-based flusher commits dirty state at least this often (0 disables it). */
+  flushIntervalMs: number;
+  /** Clean, unused inodes kept in memory at most. */
+  inodeCacheMax: number;
+  /** A sequential run longer than this streams into data segments instead of the commit segment. */
+  largeRunBytes: number;
+  /** Loaded tree nodes kept per tree after a commit (clean ones beyond are unloaded). */
+  treeNodesMax: number;
+  clock: Clock;
+}
+
+export const defaultInodeLayerOptions: InodeLayerOptions = {
+  flushIntervalMs: 1000,
+  inodeCacheMax: 50_000,
+  largeRunBytes: 1024 * 1024,
+  treeNodesMax: 4096,
+  clock: systemClock,
+};
+
+export const ROOT_INO = 1;
+
+/** A piece of a read: zeros (a hole) or bytes [skip, skip+n) of a data record. */
+export type ReadPiece = { zero: number } | { ext: Extent; from: number; n: number };
+
+/** Readdir cookies: 1 and 2 follow "." and ".."; an entry's cookie is its name hash + 3. */
+const COOKIE_DOT = 1n;
+const COOKIE_DOTDOT = 2n;
+
+export interface DirListing {
+  name: Uint8Array;
+  value: DirValue;
+  cookie: bigint;
+}
+
+/**
+ * The inode layer: a bounded cache of inodes over the volume's inode table, file extent maps,
+ * directories, and the time-based flusher. Every method expects the caller to hold the volume
+ * lock, except `fetch` (reads record bytes) and `start`/`stop`.
+ */
+export class Inodes {
+  private readonly cache = new Map<number, Inode>();
+  private readonly dirtySet = new Set<Inode>();
+  private readonly tableDeletes = new Set<number>();
+  private timer: NodeJS.Timeout | null = null;
+  readonly opts: InodeLayerOptions;
+
+  constructor(
+    readonly volume: Volume,
+    opts: Partial<InodeLayerOptions> = {},
+  ) {
+    this.opts = { ...defaultInodeLayerOptions, ...opts };
+    volume.setCommitHook(() => this.commitHook());
+  }
+
+  /** mkfs: the root directory (under the lock, before the first commit). */
+  static async mkfs(volume: Volume, uid = 0, gid = 0): Promise<void> {
+    const layer = new Inodes(volume);
+    const root = new Inode(ROOT_INO);
+    const now = layer.nowNs();
+    root.mode = S_IFDIR | 0o755;
+    root.uid = uid;
+    root.gid = gid;
+    root.nlink = 2;
+    root.parent = ROOT_INO;
+    root.atimeNs = root.mtimeNs = root.ctimeNs = root.crtimeNs = now;
+    layer.cache.set(ROOT_INO, root);
+    volume.inodeCount = 1;
+    layer.markDirty(root);
+  }
+
+  nowNs(): bigint {
+    return BigInt(this.opts.clock.nowMs()) * 1_000_000n;
+  }
+
+  /** Start the time-based flusher. */
+  start(): void {
+    if (this.opts.flushIntervalMs <= 0 || this.timer) return;
+    this.timer = setInterval(() => {
+      if (this.volume.hasUncommittedChanges && !this.volume.fenced) {
+        this.volume.sync().catch((err: unknown) =>
+          this.volume.log.warn('periodic commit failed; will retry', { err: err instanceof Error ? err.message : String(err) }),
+        );
+      }
+    }, this.opts.flushIntervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  get cachedInodes(): number {
+    return this.cache.size;
+  }
+  get dirtyInodes(): number {
+    return this.dirtySet.size;
+  }
+
+  // ------------------------------------------------------------------ inode lifecycle
+
+  /** The inode, loaded if needed. ENOENT if it does not exist (or was freed). */
+  async get(ino: number): Promise<Inode> {
+    const hit = this.cache.get(ino);
+    if (hit) {
+      this.cache.delete(ino);
+      this.cache.set(ino, hit);
+      return hit;
+    }
+    if (this.tableDeletes.has(ino)) throw new FsError('ENOENT', `inode ${ino} no longer exists`);
+    const raw = await this.volume.inodeTable.get(ino);
+    if (!raw) throw new FsError('ENOENT', `inode ${ino} does not exist`);
+    // Another caller may have loaded it while we waited.
+    const again = this.cache.get(ino);
+    if (again) return again;
+    const inode = new Inode(ino);
+    inode.assign(decodeInode(raw, ino));
+    inode.inTable = true;
+    this.cache.set(ino, inode);
+    return inode;
+  }
+
+  /** A new inode with one link (two for directories), not yet in any directory. */
+  create(mode: number, uid: number, gid: number, rdev = 0, symlinkTarget?: string): Inode {
+    const inode = new Inode(this.volume.allocNonce());
+    const now = this.nowNs();
+    inode.mode = mode;
+    inode.uid = uid;
+    inode.gid = gid;
+    inode.rdev = rdev;
+    inode.nlink = (mode & S_IFMT) === S_IFDIR ? 2 : 1;
+    inode.atimeNs = inode.mtimeNs = inode.ctimeNs = inode.crtimeNs = now;
+    inode.symlinkTarget = symlinkTarget;
+    if (symlinkTarget !== undefined) inode.size = Buffer.byteLength(symlinkTarget);
+    this.cache.set(inode.ino, inode);
+    this.volume.inodeCount++;
+    this.markDirty(inode);
+    return inode;
+  }
+
+  /** Record that an inode changed: the next commit writes it. */
+  markDirty(inode: Inode): void {
+    inode.dirty = true;
+    inode.generation++;
+    this.dirtySet.add(inode);
+    this.volume.markChanged();
+  }
+
+  touchCtime(inode: Inode): void {
+    inode.ctimeNs = this.nowNs();
+    this.markDirty(inode);
+  }
+
+  /** One link fewer; an inode with no links is removed from the table and freed once unused. */
+  async dropLink(inode: Inode): Promise<void> {
+    assert(inode.nlink > 0, `dropLink of inode ${inode.ino} with nlink 0`);
+    inode.nlink--;
+    if (inode.isDir && inode.nlink === 1) inode.nlink = 0; // "." goes with the last name
+    inode.ctimeNs = this.nowNs();
+    this.markDirty(inode);
+    if (inode.nlink === 0) {
+      if (inode.inTable) this.tableDeletes.add(inode.ino);
+      await this.maybeFree(inode);
+    }
+  }
+
+  /** Free an unlinked inode's space once no front end uses it. */
+  async maybeFree(inode: Inode): Promise<void> {
+    if (inode.nlink > 0 || inode.busy) return;
+    if (!this.cache.has(inode.ino)) return; // already freed
+    if (inode.isFile) {
+      const t = this.extentsOf(inode);
+      for await (const [, e] of t.entries()) this.volume.addLive(e.rec.seg, -e.n);
+    }
+    const tree = inode.isDir ? this.dirTreeOf(inode) : inode.isFile ? this.extentsOf(inode) : null;
+    if (tree) await tree.destroy();
+    inode.dirTree = null;
+    inode.extents = null;
+    this.dirtySet.delete(inode);
+    this.cache.delete(inode.ino);
+    this.volume.inodeCount--;
+    this.volume.markChanged();
+  }
+
+  pin(inode: Inode): void {
+    inode.pins++;
+  }
+  async unpin(inode: Inode): Promise<void> {
+    if (inode.pins > 0) inode.pins--;
+    await this.maybeFree(inode);
+  }
+
+  // ------------------------------------------------------------------ commit
+
+  private async commitHook(): Promise<void> {
+    for (const inode of this.dirtySet) {
+      if (inode.nlink === 0) continue; // unlinked: lives in memory only until freed
+      if (inode.dirTree?.dirty) inode.treeRoot = inode.dirTree.flush();
+      if (inode.extents?.dirty) inode.treeRoot = inode.extents.flush();
+      await this.volume.inodeTable.put(inode.ino, encodeInode(inode));
+      inode.inTable = true;
+      inode.dirty = false;
+    }
+    this.dirtySet.clear();
+    for (const ino of this.tableDeletes) await this.volume.inodeTable.delete(ino);
+    this.tableDeletes.clear();
+    this.evict();
+  }
+
+  /** Keep memory bounded: unload clean, unused inodes (LRU first) and clean tree nodes. */
+  private evict(): void {
+    const max = this.opts.inodeCacheMax;
+    if (this.cache.size > max) {
+      for (const [ino, inode] of this.cache) {
+        if (this.cache.size <= max) break;
+        if (ino === ROOT_INO || inode.dirty || inode.busy || inode.nlink === 0) continue;
+        this.cache.delete(ino);
+      }
+    }
+    const n = this.opts.treeNodesMax;
+    if (this.volume.inodeTable.loadedNodes > n) this.volume.inodeTable.evictClean(n);
+  }
+
+  // ------------------------------------------------------------------ directories
+
+  dirTreeOf(dir: Inode): BTree<DirKey, DirValue> {
+    assert(dir.isDir, `inode ${dir.ino} is not a directory`);
+    if (!dir.dirTree) {
+      dir.dirTree = dir.treeRoot
+        ? BTree.open(this.volume.nodeStore, dirKey, dirValue, dir.treeRoot, { owner: dir.ino })
+        : BTree.create(this.volume.nodeStore, dirKey, dirValue, { owner: dir.ino });
+    }
+    return dir.dirTree;
+  }
+
+  async dirLookup(dir: Inode, name: Uint8Array): Promise<DirValue | undefined> {
+    return this.dirTreeOf(dir).get({ h: nameHash(name), name });
+  }
+
+  /** Add or replace an entry. Caller has checked the name and existence rules. */
+  async dirSet(dir: Inode, name: Uint8Array, value: DirValue): Promise<void> {
+    const t = this.dirTreeOf(dir);
+    const key = { h: nameHash(name), name };
+    const had = (await t.get(key)) !== undefined;
+    await t.put(key, value);
+    if (!had) dir.size++;
+    dir.mtimeNs = dir.ctimeNs = this.nowNs();
+    this.markDirty(dir);
+  }
+
+  async dirRemove(dir: Inode, name: Uint8Array): Promise<boolean> {
+    const removed = await this.dirTreeOf(dir).delete({ h: nameHash(name), name });
+    if (removed) {
+      dir.size--;
+      dir.mtimeNs = dir.ctimeNs = this.nowNs();
+      this.markDirty(dir);
+    }
+    return removed;
+  }
+
+  async dirIsEmpty(dir: Inode): Promise<boolean> {
+    return this.dirTreeOf(dir).isEmpty();
+  }
+
+  /**
+   * Entries after `cookie` ("." and ".." first, as cookies 1 and 2), at most `limit`. Cookies are
+   * stable: a listing resumed after any changes never repeats an entry and never skips one that
+   * existed throughout.
+   */
+  async dirList(dir: Inode, parentIno: number, cookie: bigint, limit: number): Promise<DirListing[]> {
+    const out: DirListing[] = [];
+    if (limit <= 0) return out;
+    if (cookie < COOKIE_DOT) {
+      out.push({ name: Buffer.from('.'), value: { ino: dir.ino, type: S_IFDIR }, cookie: COOKIE_DOT });
+      if (out.length >= limit) return out;
+    }
+    if (cookie < COOKIE_DOTDOT) {
+      out.push({ name: Buffer.from('..'), value: { ino: parentIno, type: S_IFDIR }, cookie: COOKIE_DOTDOT });
+      if (out.length >= limit) return out;
+    }
+    const from: DirKey = { h: cookie <= COOKIE_DOTDOT ? 0 : Number(cookie - 3n) + 1, name: new Uint8Array(0) };
+    for await (const [k, v] of this.dirTreeOf(dir).entries({ from })) {
+      out.push({ name: k.name, value: v, cookie: BigInt(k.h) + 3n });
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------------ files
+
+  extentsOf(file: Inode): BTree<number, Extent> {
+    assert(file.isFile, `inode ${file.ino} is not a regular file`);
+    if (!file.extents) {
+      file.extents = file.treeRoot
+        ? BTree.open(this.volume.nodeStore, offsetKey, extentValue, file.treeRoot, { owner: file.ino })
+        : BTree.create(this.volume.nodeStore, offsetKey, extentValue, { owner: file.ino });
+    }
+    return file.extents;
+  }
+
+  /** Write bytes at offset: append data records to the log, then point the extent map at them. */
+  async write(file: Inode, offset: number, data: Uint8Array): Promise<void> {
+    if (data.length === 0) return;
+    file.sequentialRun = offset === file.lastWriteEnd ? file.sequentialRun + data.length : data.length;
+    file.lastWriteEnd = offset + data.length;
+    const large = file.sequentialRun > this.opts.largeRunBytes;
+    const t = this.extentsOf(file);
+    await this.clearRange(file, t, offset, offset + data.length);
+    for (let pos = 0; pos < data.length; pos += DATA_RECORD_BYTES_MAX) {
+      const chunk = data.subarray(pos, Math.min(data.length, pos + DATA_RECORD_BYTES_MAX));
+      const rec = this.volume.writer.appendData(file.ino, offset + pos, chunk, large);
+      this.volume.addLive(rec.seg, chunk.length);
+      await t.put(offset + pos, { rec, skip: 0, n: chunk.length });
+      file.allocated += chunk.length;
+    }
+    if (offset + data.length > file.size) file.size = offset + data.length;
+    file.mtimeNs = file.ctimeNs = this.nowNs();
+    this.markDirty(file);
+  }
+
+  /** Remove every extent byte in [a, b), splitting extents that straddle the edges. */
+  private async clearRange(file: Inode, t: BTree<number, Extent>, a: number, b: number): Promise<void> {
+    const release = (e: Extent, n: number): void => {
+      this.volume.addLive(e.rec.seg, -n);
+      file.allocated -= n;
+    };
+    const f = await t.floor(a);
+    if (f && f[0] < a && f[0] + f[1].n > a) {
+      const [k, e] = f;
+      const end = k + e.n;
+      await t.put(k, { ...e, n: a - k });
+      if (end > b) {
+        await t.put(b, { rec: e.rec, skip: e.skip + (b - k), n: end - b });
+        release(e, b - a);
+        return;
+      }
+      release(e, end - a);
+    }
+    const inside: Array<[number, Extent]> = [];
+    for await (const [k, e] of t.entries({ from: a })) {
+      if (k >= b) break;
+      inside.push([k, e]);
+    }
+    for (const [k, e] of inside) {
+      await t.delete(k);
+      if (k + e.n <= b) release(e, e.n);
+      else {
+        await t.put(b, { rec: e.rec, skip: e.skip + (b - k), n: k + e.n - b });
+        release(e, b - k);
+      }
+    }
+  }
+
+  /** Set the size: shrinking drops the extents past the end; growing leaves a hole. */
+  async truncate(file: Inode, size: number): Promise<void> {
+    if (size < file.size) await this.clearRange(file, this.extentsOf(file), size, file.size);
+    file.size = size;
+    file.mtimeNs = file.ctimeNs = this.nowNs();
+    this.markDirty(file);
+  }
+
+  /** Deallocate [offset, offset+length) inside the file, keeping its size. */
+  async punchHole(file: Inode, offset: number, length: number): Promise<void> {
+    const end = Math.min(file.size, offset + length);
+    if (end > offset) await this.clearRange(file, this.extentsOf(file), offset, end);
+    file.mtimeNs = file.ctimeNs = this.nowNs();
+    this.markDirty(file);
+  }
+
+  /** The pieces of [offset, offset+length) clipped to the file size (under the lock). */
+  async readPieces(file: Inode, offset: number, length: number): Promise<ReadPiece[]> {
+    const end = Math.min(file.size, offset + length);
+    const pieces: ReadPiece[] = [];
+    if (end <= offset) return pieces;
+    const t = this.extentsOf(file);
+    let pos = offset;
+    const f = await t.floor(offset);
+    for await (const [k, e] of t.entries({ from: f ? f[0] : offset })) {
+      if (k >= end) break;
+      if (k + e.n <= pos) continue;
+      if (k > pos) {
+        pieces.push({ zero: k - pos });
+        pos = k;
+      }
+      const n = Math.min(k + e.n, end) - pos;
+      pieces.push({ ext: e, from: e.skip + (pos - k), n });
+      pos += n;
+      if (pos >= end) break;
+    }
+    if (pos < end) pieces.push({ zero: end - pos });
+    return pieces;
+  }
+
+  /** Assemble the bytes of read pieces (outside the lock: record reads may go to the store). */
+  async fetch(pieces: ReadPiece[]): Promise<Uint8Array> {
+    let total = 0;
+    for (const p of pieces) total += 'zero' in p ? p.zero : p.n;
+    const out = Buffer.allocUnsafe(total);
+    let pos = 0;
+    const reads: Promise<void>[] = [];
+    for (const p of pieces) {
+      if ('zero' in p) {
+        out.fill(0, pos, pos + p.zero);
+        pos += p.zero;
+        continue;
+      }
+      const at = pos;
+      reads.push(
+        this.volume.reader.read(p.ext.rec, RecordType.DATA).then((payload) => {
+          assert(p.from + p.n <= payload.length, 'extent points past its record');
+          out.set(payload.subarray(p.from, p.from + p.n), at);
+        }),
+      );
+      pos += p.n;
+    }
+    await Promise.all(reads);
+    return out;
+  }
+
+  /** lseek SEEK_DATA (data=true) / SEEK_HOLE; ENXIO past the end or when no data follows. */
+  async seek(file: Inode, offset: number, data: boolean): Promise<number> {
+    if (offset >= file.size) throw new FsError('ENXIO', `offset ${offset} is at or past the end of the file`);
+    const t = this.extentsOf(file);
+    const f = await t.floor(offset);
+    let pos = offset;
+    for await (const [k, e] of t.entries({ from: f ? f[0] : offset })) {
+      if (k + e.n <= pos) continue;
+      if (data) return Math.max(k, offset);
+      if (k > pos) return pos;
+      pos = k + e.n;
+      if (pos >= file.size) break;
+    }
+    if (data) throw new FsError('ENXIO', `no data at or after offset ${offset}`);
+    return Math.min(pos, file.size);
+  }
+}

@@ -1,0 +1,230 @@
+import type { ObjectStore } from '../objstore/index.ts';
+import { StoreError, type Failpoints, type Logger, nullLogger } from '../util/index.ts';
+import { SegmentBuilder, type Loc } from './builder.ts';
+import { RecordType, SegmentKind, commitSegmentId, dataSegmentId, segmentKey } from './format.ts';
+
+export interface SegmentWriterOptions {
+  store: ObjectStore;
+  /** Key prefix of the volume, ending in '/'. */
+  volumePrefix: string;
+  /** Sequence number the next commit segment will carry. */
+  nextSeq: number;
+  /** Data segments are closed and PUT when they reach this size. */
+  segmentBytesMax: number;
+  /** At most this many data segments are finished but not yet durable (memory bound). */
+  inflightSegmentsMax: number;
+  /** Hands out a fresh data-segment number (from the volume nonce). */
+  allocDataSegmentNumber: () => number;
+  failpoints?: Failpoints;
+  logger?: Logger;
+}
+
+/** A finished segment whose bytes are kept until the store has them (reads and retries use them). */
+export class SealedSegment {
+  durable = false;
+  private inflight: Promise<void> | null = null;
+  constructor(
+    readonly id: number,
+    readonly key: string,
+    readonly bytes: Uint8Array,
+    private readonly putOnce: (s: SealedSegment) => Promise<void>,
+  ) {}
+  /** PUT it (once at a time); a failed PUT is retried by the next call. */
+  persist(): Promise<void> {
+    if (this.durable) return Promise.resolve();
+    if (!this.inflight) {
+      this.inflight = this.putOnce(this).then(
+        () => {
+          this.durable = true;
+          this.inflight = null;
+        },
+        (err: unknown) => {
+          this.inflight = null;
+          throw err;
+        },
+      );
+      // A background PUT that fails is retried later by whoever needs it durable.
+      this.inflight.catch(() => {});
+    }
+    return this.inflight;
+  }
+}
+
+export interface SealedCommit {
+  seq: number;
+  segment: SealedSegment;
+  /** Data segments the commit references that must be durable before it is PUT. */
+  dataDeps: SealedSegment[];
+}
+
+/**
+ * The volume-wide log segment writer. Metadata and small writes go to the open *commit segment*
+ * (`log/<seq>`), so a durable commit is one PUT carrying data, tree nodes and the commit record.
+ * Large sequential writes go to *data segments* (`seg/<n>`), PUT as soon as they fill; a commit
+ * waits for the data segments it references before its own PUT.
+ */
+export class LogSegmentWriter {
+  private readonly store: ObjectStore;
+  private readonly prefix: string;
+  private readonly log: Logger;
+  private seq: number;
+  private commitBuf: SegmentBuilder;
+  private dataBuf: SegmentBuilder | null = null;
+  /** Finished data segments not yet known durable, by id. */
+  private readonly pendingData = new Map<number, SealedSegment>();
+  /** Sealed commits not yet durable, by id (normally at most one or two). */
+  private readonly pendingCommits = new Map<number, SealedSegment>();
+  private capacityWaiters: Array<() => void> = [];
+  private stats = { dataSegmentsPut: 0, commitSegmentsPut: 0, bytesPut: 0 };
+
+  constructor(private readonly opts: SegmentWriterOptions) {
+    this.store = opts.store;
+    this.prefix = opts.volumePrefix;
+    this.log = opts.logger ?? nullLogger;
+    this.seq = opts.nextSeq;
+    this.commitBuf = new SegmentBuilder(commitSegmentId(this.seq));
+  }
+
+  get nextSeq(): number {
+    return this.seq;
+  }
+  /** Bytes in the open commit segment (the volume commits early when this grows large). */
+  get openCommitBytes(): number {
+    return this.commitBuf.length;
+  }
+  get counters(): Readonly<{ dataSegmentsPut: number; commitSegmentsPut: number; bytesPut: number }> {
+    return this.stats;
+  }
+  /** Bytes held in memory for segments not yet durable (open + finished). */
+  get bufferedBytes(): number {
+    let n = this.commitBuf.length + (this.dataBuf?.length ?? 0);
+    for (const s of this.pendingData.values()) n += s.bytes.length;
+    for (const s of this.pendingCommits.values()) n += s.bytes.length;
+    return n;
+  }
+
+  /** Append a B+tree node (or other metadata) to the open commit segment. */
+  appendNode(payload: Uint8Array, owner: number, level: number): Loc {
+    return this.commitBuf.append(RecordType.NODE, owner, level, payload);
+  }
+
+  /**
+   * Append file data. `large` routes it to a data segment (sequential bulk writes); otherwise it
+   * shares the open commit segment with metadata.
+   */
+  appendData(owner: number, fileOffset: number, payload: Uint8Array, large: boolean): Loc {
+    if (!large) return this.commitBuf.append(RecordType.DATA, owner, fileOffset, payload);
+    if (!this.dataBuf) {
+      const n = this.opts.allocDataSegmentNumber();
+      this.dataBuf = new SegmentBuilder(dataSegmentId(n), 1024 * 1024);
+    }
+    const loc = this.dataBuf.append(RecordType.DATA, owner, fileOffset, payload);
+    if (this.dataBuf.length >= this.opts.segmentBytesMax) this.sealData();
+    return loc;
+  }
+
+  /** Resolves when fewer than inflightSegmentsMax data segments are waiting for the store. */
+  async waitForCapacity(): Promise<void> {
+    while (this.pendingData.size >= this.opts.inflightSegmentsMax) {
+      await new Promise<void>((resolve) => this.capacityWaiters.push(resolve));
+    }
+  }
+
+  /** Bytes of a record still in memory (open or not yet durable), or undefined. */
+  readInMemory(loc: Loc): Uint8Array | undefined {
+    if (loc.seg === this.commitBuf.id) return this.commitBuf.slice(loc.off, loc.len);
+    if (this.dataBuf && loc.seg === this.dataBuf.id) return this.dataBuf.slice(loc.off, loc.len);
+    const s = this.pendingData.get(loc.seg) ?? this.pendingCommits.get(loc.seg);
+    if (s) return s.bytes.subarray(loc.off, loc.off + loc.len);
+    return undefined;
+  }
+
+  /** True if the segment is open or finished-but-not-durable (it must not be read from the store). */
+  isInMemory(seg: number): boolean {
+    return (
+      seg === this.commitBuf.id ||
+      (this.dataBuf !== null && seg === this.dataBuf.id) ||
+      this.pendingData.has(seg) ||
+      this.pendingCommits.has(seg)
+    );
+  }
+
+  private sealData(): void {
+    const buf = this.dataBuf;
+    if (!buf) return;
+    this.dataBuf = null;
+    const bytes = buf.finish(SegmentKind.DATA);
+    const seg = new SealedSegment(buf.id, segmentKey(this.prefix, buf.id), bytes, (s) => this.putData(s));
+    this.pendingData.set(seg.id, seg);
+    seg.persist().catch((err: unknown) => this.log.warn('data segment PUT failed; will retry', { key: seg.key, err: String(err) }));
+  }
+
+  private async putData(s: SealedSegment): Promise<void> {
+    this.opts.failpoints?.hit('before-data-put');
+    // Plain PUT: a data segment number may be reused after a crash only if no commit ever
+    // referenced it (see FORMAT.md), so overwriting it is harmless and retries are idempotent.
+    await this.store.put(s.key, s.bytes);
+    this.opts.failpoints?.hit('after-data-put');
+    this.stats.dataSegmentsPut++;
+    this.stats.bytesPut += s.bytes.length;
+    this.pendingData.delete(s.id);
+    const waiters = this.capacityWaiters;
+    this.capacityWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /**
+   * Close the open commit segment with the commit record `makeCommit(seq)` builds (synchronous: the
+   * commit captures exactly the state appended so far). The open data segment is closed too,
+   * since the commit references its records. Returns what `putCommit` needs.
+   */
+  sealCommit(makeCommit: (seq: number) => Uint8Array): SealedCommit {
+    this.opts.failpoints?.hit('before-commit-seal');
+    this.sealData();
+    const seq = this.seq;
+    const buf = this.commitBuf;
+    const bytes = buf.finish(SegmentKind.COMMIT, makeCommit(seq));
+    const segment = new SealedSegment(buf.id, segmentKey(this.prefix, buf.id), bytes, (s) => this.putCommitSegment(s));
+    this.pendingCommits.set(segment.id, segment);
+    this.seq = seq + 1;
+    this.commitBuf = new SegmentBuilder(commitSegmentId(this.seq));
+    return { seq, segment, dataDeps: [...this.pendingData.values()] };
+  }
+
+  /** Make a sealed commit durable: its data segments first, then one conditional PUT. */
+  async putCommit(c: SealedCommit): Promise<void> {
+    await Promise.all(c.dataDeps.map((d) => d.persist()));
+    await c.segment.persist();
+  }
+
+  private async putCommitSegment(s: SealedSegment): Promise<void> {
+    this.opts.failpoints?.hit('before-commit-put');
+    const conditional = this.store.capabilities.conditionalCreate;
+    try {
+      if (!conditional && (await this.store.head(s.key))) {
+        throw new StoreError('precondition_failed', `${s.key} exists`, { key: s.key });
+      }
+      await this.store.put(s.key, s.bytes, conditional ? { ifNoneMatch: true } : {});
+    } catch (err) {
+      if (!(err instanceof StoreError && err.kind === 'precondition_failed')) throw err;
+      // Our own earlier attempt may have landed with its answer lost: same bytes means success.
+      const existing = await this.store.get(s.key).catch(() => undefined);
+      if (!existing || !sameBytes(existing, s.bytes)) {
+        throw new StoreError(
+          'precondition_failed',
+          `commit ${s.key} was written by another server: this volume is now owned elsewhere (fenced)`,
+          { key: s.key, cause: err },
+        );
+      }
+    }
+    this.opts.failpoints?.hit('after-commit-put');
+    this.stats.commitSegmentsPut++;
+    this.stats.bytesPut += s.bytes.length;
+    this.pendingCommits.delete(s.id);
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
+}
+

@@ -1,0 +1,46 @@
+import { CrashError } from './errors.ts';
+
+/**
+ * Named failpoints on the commit path (bbolt-style). Inert in production: `hit` costs one Map
+ * lookup. A test arms a name (optionally after N hits); when it fires, `onCrash` runs (the
+ * simulation freezes the store so nothing after this point lands) and CrashError is thrown.
+ */
+export class Failpoints {
+  private armed = new Map<string, number>();
+  private crashed = false;
+  readonly hits = new Map<string, number>();
+  onCrash: ((name: string) => void) | undefined;
+
+  arm(name: string, afterHits = 0): void {
+    this.armed.set(name, afterHits);
+  }
+  disarmAll(): void {
+    this.armed.clear();
+  }
+  get hasCrashed(): boolean {
+    return this.crashed;
+  }
+  hit(name: string): void {
+    if (this.crashed) throw new CrashError(name);
+    this.hits.set(name, (this.hits.get(name) ?? 0) + 1);
+    const left = this.armed.get(name);
+    if (left === undefined) return;
+    if (left > 0) {
+      this.armed.set(name, left - 1);
+      return;
+    }
+    this.crashed = true;
+    this.onCrash?.(name);
+    throw new CrashError(name);
+  }
+}
+
+/** The failpoint names the engine hits, in commit order. */
+export const FAILPOINTS = [
+  'before-data-put',
+  'after-data-put',
+  'before-commit-seal',
+  'before-commit-put',
+  'after-commit-put',
+  'before-head-put',
+] as const;
