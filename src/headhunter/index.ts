@@ -15,10 +15,22 @@ export {
   defaultVolumeOptions,
   readCommit,
   validateVolumeName,
-  u64Key,
-  bytesValue,
+  segStatsValue,
   type VolumeOptions,
   type SegmentStats,
   type CommitHook,
 } from './volume.ts';
 export { encodeCommit, decodeCommit, COMMIT_VERSION, type CommitRecord, type SnapshotRef } from './commit.ts';
+export {
+  nameHash,
+  decodeInode,
+  encodeInode,
+  dirKey,
+  dirValue,
+  extentValue,
+  offsetKey,
+  type Extent,
+  type InodeRecord,
+  type DirKey,
+  type DirValue,
+} from './records.ts';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { BTree, type KeyCodec, type NodeLoc, type NodeStore, type ValueCodec } from '../btree/index.ts';
+import { BTree, bytesValue, u64Key, type NodeLoc, type NodeStore, type ValueCodec } from '../btree/index.ts';
 import type { ObjectStore } from '../objstore/index.ts';
 import {
   LogSegmentWriter,
@@ -60,16 +60,7 @@ export interface SegmentStats {
   liveBytes: number;
 }
 
-export const u64Key: KeyCodec<number> = {
-  compare: (a, b) => a - b,
-  encode: (k, w) => void w.u64(k),
-  decode: (r) => r.u64(),
-};
-export const bytesValue: ValueCodec<Uint8Array> = {
-  encode: (v, w) => void w.blob(v),
-  decode: (r) => Uint8Array.from(r.blob()),
-};
-const segStatsValue: ValueCodec<SegmentStats> = {
+export const segStatsValue: ValueCodec<SegmentStats> = {
   encode: (v, w) => void w.u8(v.kind).i64(BigInt(v.liveBytes)),
   decode: (r) => ({ kind: r.u8(), liveBytes: Number(r.i64()) }),
 };
@@ -105,7 +96,10 @@ export class Volume {
   readonly lock = new Mutex();
   readonly writer: LogSegmentWriter;
   readonly reader: SegmentReader;
+  /** Node storage for every accounted tree (inode table, directories, extent maps). */
   readonly nodeStore: NodeStore;
+  /** Node storage for the segment table: the same log, but outside live-byte accounting. */
+  private readonly segTableStore: NodeStore;
   inodeTable!: BTree<number, Uint8Array>;
   private segTable!: BTree<number, SegmentStats>;
   private nonce: number;
@@ -154,6 +148,11 @@ export class Volume {
       { store, volumePrefix: prefix, cacheBytesMax: opts.cacheBytesMax, readAheadBytes: opts.readAheadBytes },
       this.writer,
     );
+    this.segTableStore = {
+      readNode: (loc: NodeLoc) => this.reader.read(loc, RecordType.NODE),
+      writeNode: (payload: Uint8Array, owner: number) => this.writer.appendNode(payload, owner, 0),
+      releaseNode: () => {},
+    };
     this.nodeStore = {
       readNode: (loc: NodeLoc) => this.reader.read(loc, RecordType.NODE),
       writeNode: (payload: Uint8Array, owner: number) => {
@@ -232,8 +231,11 @@ export class Volume {
     const sealed = await this.lock.run(async () => {
       const covered = this.changeSeq;
       await this.commitHook();
-      await this.applyLiveDelta();
+      // Order matters for exact live-byte accounting: every accounted node is written (and every
+      // superseded one released) before the deltas are applied. The segment table's own nodes are
+      // not accounted (they would change the table while it is being written).
       const inodeTableRoot = this.inodeTable.flush();
+      await this.applyLiveDelta();
       const segmentTableRoot = this.segTable.flush();
       const prevSeq = this.lastCommit.seq;
       let record: CommitRecord | undefined;
@@ -351,7 +353,7 @@ export class Volume {
     };
     const v = new Volume(store, name, o, genesis, 1);
     v.inodeTable = BTree.create(v.nodeStore, u64Key, bytesValue, { owner: 0 });
-    v.segTable = BTree.create(v.nodeStore, u64Key, segStatsValue, { owner: 0 });
+    v.segTable = BTree.create(v.segTableStore, u64Key, segStatsValue, { owner: 0 });
     await v.lock.run(() => init(v));
     v.markChanged();
     await v.sync();
@@ -386,7 +388,7 @@ export class Volume {
         v.openWarnings.push(...warnings);
         for (const w of warnings) o.logger.warn(w);
         v.inodeTable = BTree.open(v.nodeStore, u64Key, bytesValue, commit.inodeTableRoot, { owner: 0 });
-        v.segTable = BTree.open(v.nodeStore, u64Key, segStatsValue, commit.segmentTableRoot, { owner: 0 });
+        v.segTable = BTree.open(v.segTableStore, u64Key, segStatsValue, commit.segmentTableRoot, { owner: 0 });
         return v;
       } catch (err) {
         if (!(err instanceof CorruptionError)) throw err;

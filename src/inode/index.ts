@@ -12,4 +12,10 @@
  */
 export { Inodes, defaultInodeLayerOptions, ROOT_INO, type InodeLayerOptions, type ReadPiece, type DirListing } from './inodes.ts';
 export { Inode } from './inode.ts';
-export { nameHash, decodeInode, encodeInode, type Extent, type InodeRecord, type DirKey, type DirValue } from './codec.ts';
+export {
+  nameHash,
+  type Extent,
+  type InodeRecord,
+  type DirKey,
+  type DirValue,
+} from '../headhunter/index.ts';

@@ -1,7 +1,7 @@
 import type { BTree } from '../btree/index.ts';
 import type { Loc } from '../segment/index.ts';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../util/index.ts';
-import type { DirKey, DirValue, Extent, InodeRecord } from './codec.ts';
+import type { DirKey, DirValue, Extent, InodeRecord } from '../headhunter/index.ts';
 
 /**
  * An inode in memory. Fields mirror InodeRecord; `tree` is the directory tree or extent map once

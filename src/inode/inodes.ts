@@ -20,7 +20,7 @@ import {
   type DirKey,
   type DirValue,
   type Extent,
-} from './codec.ts';
+} from '../headhunter/index.ts';
 import { Inode } from './inode.ts';
 
 export interface InodeLayerOptions {
