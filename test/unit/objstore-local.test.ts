@@ -5,8 +5,8 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs
 import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalStore, listAll } from '../../src/objstore/index.ts';
-import { StoreError } from '../../src/util/index.ts';
+import { LocalStore, MemoryStore, listAll } from '../../src/objstore/index.ts';
+import { Random, StoreError } from '../../src/util/index.ts';
 
 const execFileAsync = promisify(execFile);
 import { assertStoreError } from '../integration/objstore-conformance.ts';
@@ -161,4 +161,50 @@ test('filesystem errors map to io with the path and cause', async (t) => {
   } finally {
     await undo();
   }
+});
+
+test('listing agrees with MemoryStore for random nested keys, prefixes, markers and limits', async () => {
+  const rnd = new Random(2024);
+  const alphabet = ['a', 'b', '-', '0', 'é', '😀', '\uffee'];
+  const segment = (): string => Array.from({ length: 1 + rnd.int(3) }, () => rnd.pick(alphabet)).join('');
+  const keys = new Set<string>();
+  while (keys.size < 300) {
+    const key = Array.from({ length: 1 + rnd.int(3) }, segment).join('/');
+    // Skip keys that would be both an object and a directory of another key (LocalStore refuses those).
+    const clash = [...keys].some((k) => k.startsWith(`${key}/`) || key.startsWith(`${k}/`));
+    if (!clash) keys.add(key);
+  }
+  const memory = new MemoryStore();
+  // A root of its own: prefixes cut inside 't8' must not reach the other tests' keys.
+  await mkdir(join(root, 'own-root'));
+  const local = new LocalStore(join(root, 'own-root'));
+  for (const k of keys) {
+    await local.put(`t8/${k}`, new Uint8Array(k.length));
+    await memory.put(`t8/${k}`, new Uint8Array(k.length));
+  }
+  const sorted = [...keys].map((k) => `t8/${k}`);
+  let compared = 0;
+  for (let i = 0; i < 300; i++) {
+    const base = rnd.pick(sorted);
+    const prefix = base.slice(0, rnd.int(base.length + 1));
+    const marker = rnd.chance(0.5) ? rnd.pick(sorted).slice(0, 3 + rnd.int(8)) : undefined;
+    const options = { limit: 1 + rnd.int(20), ...(marker !== undefined ? { after: marker } : {}) };
+    let expected;
+    try {
+      expected = await memory.list(prefix, options);
+    } catch {
+      continue;
+    }
+    let got;
+    try {
+      got = await local.list(prefix, options);
+    } catch (e) {
+      // Prefixes the local layout cannot express (a '//' or a trailing '/.') are refused, never mis-listed.
+      assert.ok(e instanceof StoreError && e.kind === 'bad_request', String(e));
+      continue;
+    }
+    assert.deepEqual(got, { ...expected, objects: expected.objects.map(({ key, size }) => ({ key, size })) }, `list(${prefix}, ${JSON.stringify(options)})`);
+    compared++;
+  }
+  assert.ok(compared > 250, `only ${compared} listings compared`);
 });
