@@ -83,7 +83,9 @@ export async function* listAll(store: ObjectStore, prefix: string, pageSize = 10
   for (;;) {
     const page = await store.list(prefix, after !== undefined ? { after, limit: pageSize } : { limit: pageSize });
     for (const o of page.objects) yield o;
-    if (page.next === undefined || page.objects.length === 0) return;
+    // A store may return an empty page that still has a marker (Swift and S3 can): follow it,
+    // but stop if the marker does not advance, so a misbehaving store cannot loop us forever.
+    if (page.next === undefined || page.next === after) return;
     after = page.next;
   }
 }

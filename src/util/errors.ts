@@ -119,8 +119,8 @@ export class CrashError extends Error {
 /** Translate any error into the errno a file-system caller should see. */
 export function toErrno(err: unknown): Errno {
   if (err instanceof FsError) return err.errno;
-  if (err instanceof StoreError) return err.kind === 'not_found' ? 'EIO' : 'EIO';
-  if (err instanceof CorruptionError) return 'EIO';
+  // Store failures, corruption and bugs all reach a file-system caller as EIO; the message and
+  // cause (logged once by the fs layer) say which.
   return 'EIO';
 }
 
