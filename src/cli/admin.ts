@@ -1,0 +1,138 @@
+import { checkVolume, type FsckReport } from '../fsck/index.ts';
+import { Volume, validateVolumeName } from '../headhunter/index.ts';
+import { mkfs } from '../fs/index.ts';
+import { listAll } from '../objstore/index.ts';
+import { CliError, Progress, connect, describe, formatAge, formatBytes, type StoreFlags } from './common.ts';
+
+export async function runMkfs(f: StoreFlags): Promise<void> {
+  validate(f.volume);
+  const store = await connect(f.store, true);
+  try {
+    const v = await mkfs(store, f.volume);
+    process.stdout.write(
+      `Created volume ${f.volume} in ${store.capabilities.description} (commit ${v.lastCommit.seq}).\n` +
+        `Mount it with: npx silt mount --store ${f.store} --volume ${f.volume} MOUNTPOINT\n`,
+    );
+  } catch (err) {
+    throw describe(err, `mkfs ${f.volume}`);
+  } finally {
+    await store.close();
+  }
+}
+
+/** fsck: exit 0 when clean, 1 when problems were found, 2 when it could not run. */
+export async function runFsck(f: StoreFlags & { json: boolean; data: boolean }): Promise<number> {
+  validate(f.volume);
+  const store = await connect(f.store);
+  const progress = new Progress();
+  let report: FsckReport;
+  try {
+    report = await checkVolume(store, f.volume, {
+      verifyData: f.data,
+      onProgress: (p) =>
+        progress.update(
+          p.phase === 'inodes' ? `fsck: checked ${p.inodesChecked} of ${p.inodesTotal ?? '?'} inodes` : `fsck: ${p.phase}...`,
+        ),
+    });
+  } catch (err) {
+    throw describe(err, `fsck ${f.volume}`);
+  } finally {
+    progress.done();
+    await store.close();
+  }
+  if (f.json) {
+    process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  } else {
+    const s = report.stats;
+    const errors = report.problems.filter((p) => p.severity === 'error');
+    const warnings = report.problems.filter((p) => p.severity === 'warning');
+    for (const p of report.problems) process.stdout.write(`${p.severity.toUpperCase()} ${p.where}: ${p.message}\n`);
+    process.stdout.write(
+      `fsck ${f.volume}: commit ${s.commitSeq}; ${s.inodes} inodes (${s.files} files, ${s.directories} directories, ` +
+        `${s.symlinks} symlinks); ${formatBytes(s.fileBytes)} in files; ${s.treeNodes} tree nodes and ` +
+        `${s.dataRecordsVerified} data records verified; ${errors.length} errors, ${warnings.length} warnings: ` +
+        `${report.clean ? 'clean' : 'PROBLEMS FOUND'}\n`,
+    );
+  }
+  return report.clean ? 0 : 1;
+}
+
+export interface VolumeStat {
+  volume: string;
+  store: string;
+  volumeId: string;
+  commitSeq: number;
+  commitTimeMs: number;
+  commitAgeMs: number;
+  inodes: number;
+  segments: number;
+  liveBytes: number;
+  storedObjects: number;
+  storedBytes: number;
+  utilization: number;
+}
+
+export async function collectStat(f: StoreFlags): Promise<VolumeStat> {
+  validate(f.volume);
+  const store = await connect(f.store);
+  try {
+    const v = await Volume.open(store, f.volume, {});
+    let liveBytes = 0;
+    let segments = 0;
+    await v.lock.run(async () => {
+      for await (const [, s] of v.segments()) {
+        segments++;
+        liveBytes += s.liveBytes;
+      }
+    });
+    let storedObjects = 0;
+    let storedBytes = 0;
+    for await (const o of listAll(store, v.prefix)) {
+      storedObjects++;
+      storedBytes += o.size;
+    }
+    return {
+      volume: f.volume,
+      store: store.capabilities.description,
+      volumeId: v.volumeId,
+      commitSeq: v.lastCommit.seq,
+      commitTimeMs: v.lastCommit.timeMs,
+      commitAgeMs: Date.now() - v.lastCommit.timeMs,
+      inodes: v.lastCommit.inodeCount,
+      segments,
+      liveBytes,
+      storedObjects,
+      storedBytes,
+      utilization: storedBytes > 0 ? liveBytes / storedBytes : 1,
+    };
+  } catch (err) {
+    throw describe(err, `stat ${f.volume}`);
+  } finally {
+    await store.close();
+  }
+}
+
+export async function runStat(f: StoreFlags & { json: boolean }): Promise<void> {
+  const s = await collectStat(f);
+  if (f.json) {
+    process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+    return;
+  }
+  const rows: Array<[string, string]> = [
+    ['volume', `${s.volume} (${s.volumeId})`],
+    ['store', s.store],
+    ['commit', `${s.commitSeq}, ${formatAge(s.commitAgeMs)} ago (${new Date(s.commitTimeMs).toISOString()})`],
+    ['inodes', String(s.inodes)],
+    ['segments', `${s.segments} holding live data, ${s.storedObjects} objects in the store`],
+    ['bytes', `${formatBytes(s.liveBytes)} live, ${formatBytes(s.storedBytes)} stored (${(s.utilization * 100).toFixed(1)}% live)`],
+  ];
+  for (const [k, v] of rows) process.stdout.write(`${k.padEnd(9)} ${v}\n`);
+}
+
+function validate(volume: string): void {
+  try {
+    validateVolumeName(volume);
+  } catch (err) {
+    throw new CliError((err as Error).message.replace(/^EINVAL: /, ''));
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * cli: the `silt` command. Parses flags, calls the layers below, prints results for people (or
+ * JSON for scripts), and turns every failure into one clear line and an exit code:
+ * 0 success, 1 problems found (fsck), 2 could not run.
+ */
+import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { runFsck, runMkfs, runStat } from './admin.ts';
+import { CliError, DEFAULT_STORE, DEFAULT_VOLUME, describe, logger } from './common.ts';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command();
+program
+  .name('silt')
+  .description('Silt: a POSIX file system stored as a log in an object store (Swift, S3, or a local directory).')
+  .version(pkg.version, '-V, --version')
+  .showHelpAfterError('(run silt --help for usage)')
+  .addHelpText(
+    'after',
+    `
+Store URLs:
+  file:PATH                         a local directory (default ${DEFAULT_STORE})
+  swift+http://HOST:PORT/auth/v1.0  OpenStack Swift (SILT_SWIFT_USER, SILT_SWIFT_KEY)
+  s3+http://HOST:PORT/BUCKET        S3, path style (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION)
+  memory:NAME                       in-process memory (tests)
+
+Examples:
+  silt mkfs --store file:/srv/silt
+  silt mount --store file:/srv/silt /mnt/silt --background
+  silt fsck --store file:/srv/silt
+  silt stat --store file:/srv/silt --json`,
+  );
+
+const storeOption = (): Option =>
+  new Option('-s, --store <url>', 'object store URL').default(process.env['SILT_STORE'] ?? DEFAULT_STORE);
+const volumeOption = (): Option =>
+  new Option('-v, --volume <name>', 'volume name').default(process.env['SILT_VOLUME'] ?? DEFAULT_VOLUME);
+
+program
+  .command('mkfs')
+  .description('create a volume (an empty file system) in a store')
+  .addOption(storeOption())
+  .addOption(volumeOption())
+  .addHelpText('after', '\nExample:\n  silt mkfs --store file:/tmp/v')
+  .action(async (o: { store: string; volume: string }) => {
+    await runMkfs(o);
+  });
+
+program
+  .command('fsck')
+  .description('check a volume: exit 0 clean, 1 problems found, 2 could not run')
+  .addOption(storeOption())
+  .addOption(volumeOption())
+  .option('--json', 'print the full report as JSON', false)
+  .option('--no-data', 'skip reading and checksumming file data (metadata only)')
+  .addHelpText('after', '\nExample:\n  silt fsck --store file:/tmp/v --json')
+  .action(async (o: { store: string; volume: string; json: boolean; data: boolean }) => {
+    process.exitCode = await runFsck(o);
+  });
+
+program
+  .command('stat')
+  .description("show a volume's health at a glance: commit, inodes, segments, live vs stored bytes")
+  .addOption(storeOption())
+  .addOption(volumeOption())
+  .option('--json', 'print JSON', false)
+  .action(async (o: { store: string; volume: string; json: boolean }) => {
+    await runStat(o);
+  });
+
+interface MountFlags {
+  store: string;
+  volume: string;
+  mkfs: boolean;
+  background: boolean;
+  syncOnClose: boolean;
+  flushIntervalMs?: string;
+  logLevel?: string;
+}
+
+program
+  .command('mount')
+  .description('mount a volume with FUSE (runs until unmounted, or returns once mounted with --background)')
+  .argument('<mountpoint>', 'an empty directory')
+  .addOption(storeOption())
+  .addOption(volumeOption())
+  .option('--mkfs', 'create the volume first if it does not exist', false)
+  .option('--background', 'return once the mount answers; the server keeps running', false)
+  .option('--sync-on-close', 'close() of a written file returns after a durable commit', false)
+  .option('--flush-interval-ms <ms>', 'commit dirty state at least this often (default 1000)')
+  .option('--log-level <level>', 'debug, info, warn or error')
+  .addHelpText('after', '\nExamples:\n  silt mount --store file:/tmp/v /mnt/v --mkfs\n  silt umount /mnt/v')
+  .action(async (mountpoint: string, o: MountFlags) => {
+    await mount(mountpoint, o);
+  });
+
+program
+  .command('umount')
+  .alias('unmount')
+  .description('commit and unmount a mounted volume')
+  .argument('<mountpoint>')
+  .action(async (mountpoint: string) => {
+    const { runUmount } = await import('./mount.ts');
+    await runUmount(mountpoint);
+  });
+
+program
+  .command('start')
+  .description('the quick start: a volume in ./silt-data mounted at ./silt-mnt (Ctrl-C stops it)')
+  .option('--store <url>', 'object store URL', process.env['SILT_STORE'] ?? DEFAULT_STORE)
+  .option('--mountpoint <dir>', 'where to mount', './silt-mnt')
+  .action(async (o: { store: string; mountpoint: string }) => {
+    const { mkdirSync } = await import('node:fs');
+    const { resolve } = await import('node:path');
+    const mp = resolve(o.mountpoint);
+    mkdirSync(mp, { recursive: true });
+    process.stdout.write(
+      `Silt: mounting volume "${DEFAULT_VOLUME}" from ${o.store} at ${mp}\n\n` +
+        `  Use it like any directory, from another terminal:\n` +
+        `    cp -r ~/some/files ${mp}/   ls -l ${mp}   cat ${mp}/...\n` +
+        `  Check it:   npx silt fsck --store ${o.store}\n` +
+        `  Its health: npx silt stat --store ${o.store}\n` +
+        `  Stop:       Ctrl-C here (commits and unmounts; your files stay in ${o.store.replace(/^file:/, '')})\n\n`,
+    );
+    await mount(mp, { store: o.store, volume: DEFAULT_VOLUME, mkfs: true, background: false, syncOnClose: false });
+  });
+
+async function mount(mountpoint: string, o: MountFlags): Promise<void> {
+  const { runMount } = await import('./mount.ts');
+  let flushIntervalMs: number | undefined;
+  if (o.flushIntervalMs !== undefined) {
+    flushIntervalMs = Number(o.flushIntervalMs);
+    if (!Number.isInteger(flushIntervalMs) || flushIntervalMs < 0) {
+      throw new CliError(`--flush-interval-ms must be a whole number of milliseconds, not ${o.flushIntervalMs}`);
+    }
+  }
+  await runMount({
+    store: o.store,
+    volume: o.volume,
+    mountpoint,
+    mkfs: o.mkfs,
+    background: o.background,
+    syncOnClose: o.syncOnClose,
+    ...(flushIntervalMs !== undefined ? { flushIntervalMs } : {}),
+    logger: logger(o.logLevel),
+  });
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  const e = describe(err);
+  process.stderr.write(`silt: ${e.message}\n`);
+  process.exitCode = e.exitCode;
+}
