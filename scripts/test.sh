@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export SILT_VERIFY=1
 [ -d node_modules ] || npm ci
+# Debian packages the real-service tests need (FUSE tools, xattr tools, Swift); installs only what is missing.
+bash scripts/ensure-packages.sh
 
 mapfile -t files < <(find test -name '*.test.ts' | sort)
 [ ${#files[@]} -gt 0 ] || { echo "no test files found" >&2; exit 1; }
