@@ -1,4 +1,4 @@
-import { ByteReader, ByteWriter, CorruptionError, assert, crc32 } from '../util/index.ts';
+import { ByteReader, ByteWriter, CorruptionError, crc32 } from '../util/index.ts';
 
 /**
  * Byte layout of a log segment (docs/FORMAT.md has the prose version).
@@ -186,21 +186,25 @@ export function decodeTrailer(buf: Uint8Array, what: string): Trailer {
   if (version !== FORMAT_VERSION) throw new CorruptionError(`${what}: unsupported format version ${version}`);
   const kind = v.getUint8(10);
   if (kind !== SegmentKind.DATA && kind !== SegmentKind.COMMIT) throw new CorruptionError(`${what}: bad segment kind ${kind}`);
+  const segmentId64 = v.getBigUint64(16, true);
+  const totalLen64 = v.getBigUint64(40, true);
+  if (segmentId64 > BigInt(Number.MAX_SAFE_INTEGER) || totalLen64 > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new CorruptionError(`${what}: trailer field out of range`);
+  }
   const t: Trailer = {
     version,
     kind,
-    segmentId: Number(v.getBigUint64(16, true)),
+    segmentId: Number(segmentId64),
     summaryOff: v.getUint32(24, true),
     summaryLen: v.getUint32(28, true),
     commitOff: v.getUint32(32, true),
     commitLen: v.getUint32(36, true),
-    totalLen: Number(v.getBigUint64(40, true)),
+    totalLen: Number(totalLen64),
   };
   const body = t.totalLen - TRAILER_BYTES;
   if (t.summaryOff + t.summaryLen > body || t.commitOff + t.commitLen > body) {
     throw new CorruptionError(`${what}: trailer points outside the segment`);
   }
-  assert(Number.isSafeInteger(t.segmentId));
   return t;
 }
 

@@ -20,10 +20,10 @@ export interface SegmentReaderOptions {
  * LRU bounded in bytes.
  */
 export class SegmentReader {
-  private readonly cache = new Map<string, Uint8Array>();
+  private readonly cache = new Map<string, CachedRecord>();
   private cacheBytes = 0;
   private readonly lastEnd = new Map<number, number>();
-  private readonly inflight = new Map<string, Promise<void>>();
+  private readonly inflight = new Map<string, Promise<Map<string, CachedRecord>>>();
   readonly counters = { gets: 0, bytesFetched: 0, cacheHits: 0, cacheMisses: 0 };
 
   constructor(
@@ -37,28 +37,32 @@ export class SegmentReader {
     if (mem) return decodeRecord(mem, this.what(loc), expectType).payload;
     const ck = cacheKey(loc);
     const hit = this.cache.get(ck);
-    if (hit) {
+    if (hit && hit.type === expectType) {
       this.cache.delete(ck);
       this.cache.set(ck, hit);
       this.counters.cacheHits++;
       this.maybePrefetch(loc);
-      return hit;
+      return hit.payload;
     }
     this.counters.cacheMisses++;
     const sequential = this.lastEnd.get(loc.seg) === loc.off;
     const window = sequential ? Math.max(loc.len, this.opts.readAheadBytes) : loc.len;
-    await this.fetchWindow(loc.seg, loc.off, window);
-    const got = this.cache.get(ck);
+    // Take the record from the window itself: the cache may already have evicted it (a window
+    // larger than the cache, or concurrent windows) before this continuation runs.
+    const got = (await this.fetchWindow(loc.seg, loc.off, window)).get(ck) ?? this.cache.get(ck);
     if (!got) throw new CorruptionError(`${this.what(loc)}: no record at this location`, { offset: loc.off });
+    if (got.type !== expectType) {
+      throw new CorruptionError(`${this.what(loc)}: expected record type ${expectType}, found ${got.type}`, { offset: loc.off });
+    }
     this.maybePrefetch(loc);
-    return got;
+    return got.payload;
   }
 
   /** Drop everything cached for a segment (it was deleted). */
   forgetSegment(seg: number): void {
     for (const k of [...this.cache.keys()]) {
       if (k.startsWith(`${seg}:`)) {
-        this.cacheBytes -= this.cache.get(k)?.length ?? 0;
+        this.cacheBytes -= this.cache.get(k)?.payload.length ?? 0;
         this.cache.delete(k);
       }
     }
@@ -80,13 +84,14 @@ export class SegmentReader {
     this.fetchWindow(loc.seg, end, this.opts.readAheadBytes).catch(() => {});
   }
 
-  /** GET [off, off+len) of a segment and cache every complete record in it. */
-  private fetchWindow(seg: number, off: number, len: number): Promise<void> {
+  /** GET [off, off+len) of a segment and cache every complete record in it; resolves to those records. */
+  private fetchWindow(seg: number, off: number, len: number): Promise<Map<string, CachedRecord>> {
     const fk = `${seg}:${off}`;
     const existing = this.inflight.get(fk);
     if (existing) return existing;
     const p = (async () => {
       const key = segmentKey(this.opts.volumePrefix, seg);
+      const found = new Map<string, CachedRecord>();
       let bytes: Uint8Array;
       try {
         bytes = await this.opts.store.get(key, { offset: off, length: len });
@@ -115,33 +120,42 @@ export class SegmentReader {
           const loc = { seg, off: off + pos, len: recLen };
           const { payload } = decodeRecord(rec, this.what(loc));
           // Copy out of the window so one cached record does not pin the whole window.
-          this.put(cacheKey(loc), pos === 0 && recLen === bytes.length ? payload : Uint8Array.from(payload));
+          const cached: CachedRecord = { type, payload: pos === 0 && recLen === bytes.length ? payload : Uint8Array.from(payload) };
+          found.set(cacheKey(loc), cached);
+          this.put(cacheKey(loc), cached);
         }
         pos += recLen;
       }
       if (pos === 0 && bytes.length < len) {
         throw new CorruptionError(`${key}: short read at ${off} (got ${bytes.length} of ${len} bytes)`, { key, offset: off });
       }
+      return found;
     })().finally(() => this.inflight.delete(fk));
     this.inflight.set(fk, p);
     return p;
   }
 
-  private put(k: string, payload: Uint8Array): void {
+  private put(k: string, rec: CachedRecord): void {
     const old = this.cache.get(k);
     if (old) {
-      this.cacheBytes -= old.length;
+      this.cacheBytes -= old.payload.length;
       this.cache.delete(k);
     }
-    this.cache.set(k, payload);
-    this.cacheBytes += payload.length;
+    this.cache.set(k, rec);
+    this.cacheBytes += rec.payload.length;
     while (this.cacheBytes > this.opts.cacheBytesMax && this.cache.size > 1) {
       const first = this.cache.keys().next();
       if (first.done) break;
-      this.cacheBytes -= this.cache.get(first.value)?.length ?? 0;
+      this.cacheBytes -= this.cache.get(first.value)?.payload.length ?? 0;
       this.cache.delete(first.value);
     }
   }
+}
+
+/** A verified record payload and its type (checked against what each reader expects). */
+interface CachedRecord {
+  type: number;
+  payload: Uint8Array;
 }
 
 function cacheKey(loc: Loc): string {
