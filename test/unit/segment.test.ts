@@ -1,0 +1,477 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { MemoryStore } from '../../src/objstore/index.ts';
+import {
+  DATA_RECORD_BYTES_MAX,
+  FORMAT_VERSION,
+  LogSegmentWriter,
+  RECORD_HEADER_BYTES,
+  RECORD_MAGIC,
+  RecordType,
+  SegmentBuilder,
+  SegmentKind,
+  SegmentReader,
+  TRAILER_BYTES,
+  TRAILER_MAGIC,
+  commitKey,
+  commitSegmentId,
+  dataSegmentId,
+  decodeRecord,
+  decodeRecordHeader,
+  decodeSummary,
+  decodeTrailer,
+  encodeRecord,
+  encodeSummary,
+  encodeTrailer,
+  isCommitSegment,
+  segmentKey,
+  type Loc,
+} from '../../src/segment/index.ts';
+import { CorruptionError, crc32 } from '../../src/util/index.ts';
+
+const bytes = (n: number, seed = 1): Uint8Array => {
+  const b = new Uint8Array(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b[i] = x & 0xff;
+  }
+  return b;
+};
+
+/** Only CorruptionError is an acceptable failure for malformed input. */
+function mustCorrupt(fn: () => unknown, what: string): void {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof CorruptionError, `${what}: expected CorruptionError, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
+    return;
+  }
+  assert.fail(`${what}: decoded without error`);
+}
+
+async function mustCorruptAsync(p: Promise<unknown>, what: string): Promise<void> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof CorruptionError, `${what}: expected CorruptionError, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
+    return;
+  }
+  assert.fail(`${what}: read without error`);
+}
+
+/** A finished segment with `n` data records of varied sizes; returns bytes and record locations. */
+function buildSegment(id: number, sizes: number[], kind: SegmentKind = SegmentKind.DATA) {
+  const b = new SegmentBuilder(id, 256);
+  const locs: Loc[] = [];
+  const payloads: Uint8Array[] = [];
+  let fileOff = 0;
+  for (const [i, n] of sizes.entries()) {
+    const p = bytes(n, id * 1000 + i + 1);
+    payloads.push(p);
+    locs.push(b.append(RecordType.DATA, 42, fileOff, p));
+    fileOff += n;
+  }
+  const commit = kind === SegmentKind.COMMIT ? bytes(40, 99) : undefined;
+  const out = Uint8Array.from(b.finish(kind, commit));
+  return { bytes: out, locs, payloads, commit };
+}
+
+// ------------------------------------------------------------------ record framing
+
+test('record framing: header layout and round trip', () => {
+  const payload = bytes(100, 3);
+  const out = new Uint8Array(RECORD_HEADER_BYTES + payload.length);
+  const n = encodeRecord(out, 0, RecordType.NODE, 12345, 7, payload);
+  assert.equal(n, 132);
+  const v = new DataView(out.buffer);
+  assert.equal(v.getUint32(0, true), RECORD_MAGIC);
+  assert.equal(Buffer.from(out.subarray(0, 4)).toString('latin1'), 'SLR1');
+  assert.equal(v.getUint8(4), RecordType.NODE);
+  assert.equal(v.getUint8(5), 0);
+  assert.equal(v.getUint16(6, true), 0);
+  assert.equal(v.getBigUint64(8, true), 12345n);
+  assert.equal(v.getBigUint64(16, true), 7n);
+  assert.equal(v.getUint32(24, true), 100);
+  assert.equal(v.getUint32(28, true), crc32(payload, crc32(out.subarray(0, 28))));
+  const { header, payload: got } = decodeRecord(out, 't', RecordType.NODE);
+  assert.deepEqual(header, { type: RecordType.NODE, owner: 12345, key: 7, payloadLength: 100, crc: v.getUint32(28, true) });
+  assert.deepEqual(got, payload);
+  mustCorrupt(() => decodeRecord(out, 't', RecordType.DATA), 'wrong expected type');
+});
+
+test('record framing: property round trip for every type, owner, key and payload', () => {
+  fc.assert(
+    fc.property(
+      fc.constantFrom(RecordType.DATA, RecordType.NODE, RecordType.SUMMARY, RecordType.COMMIT),
+      fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+      fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+      fc.uint8Array({ maxLength: 300 }),
+      fc.nat(16),
+      (type, owner, key, payload, pad) => {
+        const out = new Uint8Array(pad + RECORD_HEADER_BYTES + payload.length);
+        encodeRecord(out, pad, type, owner, key, payload);
+        const d = decodeRecord(out.subarray(pad), 'p', type);
+        assert.equal(d.header.type, type);
+        assert.equal(d.header.owner, owner);
+        assert.equal(d.header.key, key);
+        assert.deepEqual(d.payload, payload);
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
+
+test('record CRC detects a flipped bit anywhere in header or payload', () => {
+  const payload = bytes(61, 5);
+  const rec = new Uint8Array(RECORD_HEADER_BYTES + payload.length);
+  encodeRecord(rec, 0, RecordType.DATA, 9, 4096, payload);
+  for (let bit = 0; bit < rec.length * 8; bit++) {
+    const bad = Uint8Array.from(rec);
+    bad[bit >> 3]! ^= 1 << (bit & 7);
+    mustCorrupt(() => decodeRecord(bad, 'flip', RecordType.DATA), `bit ${bit}`);
+  }
+});
+
+test('record decode: truncation and garbage give CorruptionError, never RangeError', () => {
+  const payload = bytes(50, 8);
+  const rec = new Uint8Array(RECORD_HEADER_BYTES + payload.length);
+  encodeRecord(rec, 0, RecordType.DATA, 1, 0, payload);
+  for (let n = 0; n < rec.length; n++) {
+    mustCorrupt(() => decodeRecord(rec.subarray(0, n), 'trunc'), `truncated to ${n}`);
+    if (n < RECORD_HEADER_BYTES) mustCorrupt(() => decodeRecordHeader(rec.subarray(0, n), 'trunc'), `header truncated to ${n}`);
+  }
+  // owner and key above 2^53 are refused, not silently rounded
+  const big = Uint8Array.from(rec);
+  new DataView(big.buffer).setBigUint64(8, 1n << 60n, true);
+  mustCorrupt(() => decodeRecordHeader(big, 'big owner'), 'huge owner');
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 200 }), (junk) => {
+      try {
+        decodeRecord(junk, 'junk');
+      } catch (e) {
+        assert.ok(e instanceof CorruptionError, String(e));
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+// ------------------------------------------------------------------ summary and trailer
+
+test('summary round trip and truncation', () => {
+  const entries = [
+    { type: RecordType.DATA, owner: 5, key: 0, off: 0, len: 100 },
+    { type: RecordType.NODE, owner: 0, key: 0, off: 100, len: 77 },
+    { type: RecordType.DATA, owner: Number.MAX_SAFE_INTEGER, key: 2 ** 52, off: 177, len: 65568 },
+  ];
+  const enc = encodeSummary(entries);
+  assert.equal(enc.length, 4 + 25 * entries.length);
+  assert.deepEqual(decodeSummary(enc), entries);
+  assert.deepEqual(decodeSummary(encodeSummary([])), []);
+  for (let n = 0; n < enc.length; n++) mustCorrupt(() => decodeSummary(enc.subarray(0, n)), `summary truncated to ${n}`);
+  const extra = new Uint8Array(enc.length + 1);
+  extra.set(enc);
+  mustCorrupt(() => decodeSummary(extra), 'trailing byte');
+  const huge = Uint8Array.from(enc);
+  new DataView(huge.buffer).setUint32(0, 0xffffffff, true);
+  mustCorrupt(() => decodeSummary(huge), 'huge count');
+});
+
+test('trailer: layout, round trip, every flipped bit, truncation', () => {
+  const t = {
+    version: FORMAT_VERSION,
+    kind: SegmentKind.COMMIT,
+    segmentId: commitSegmentId(77),
+    summaryOff: 1000,
+    summaryLen: 57,
+    commitOff: 1057,
+    commitLen: 150,
+    totalLen: 1057 + 150 + TRAILER_BYTES,
+  };
+  const enc = encodeTrailer(t);
+  assert.equal(enc.length, TRAILER_BYTES);
+  const v = new DataView(enc.buffer);
+  assert.equal(v.getBigUint64(0, true), TRAILER_MAGIC);
+  assert.equal(Buffer.from(enc.subarray(0, 8)).toString('latin1'), 'SILTSEG1');
+  assert.equal(v.getUint16(8, true), 1);
+  assert.equal(v.getUint8(10), SegmentKind.COMMIT);
+  assert.equal(v.getBigUint64(16, true), 154n);
+  assert.deepEqual([...enc.subarray(48, 60)], new Array(12).fill(0));
+  assert.deepEqual(decodeTrailer(enc, 't'), t);
+  for (let bit = 0; bit < TRAILER_BYTES * 8; bit++) {
+    const bad = Uint8Array.from(enc);
+    bad[bit >> 3]! ^= 1 << (bit & 7);
+    mustCorrupt(() => decodeTrailer(bad, 'flip'), `trailer bit ${bit}`);
+  }
+  for (let n = 0; n < TRAILER_BYTES; n++) mustCorrupt(() => decodeTrailer(enc.subarray(0, n), 't'), `trailer truncated to ${n}`);
+});
+
+test('trailer: well-checksummed but impossible fields are CorruptionError', () => {
+  const good = {
+    version: FORMAT_VERSION,
+    kind: SegmentKind.DATA,
+    segmentId: 3,
+    summaryOff: 10,
+    summaryLen: 10,
+    commitOff: 0,
+    commitLen: 0,
+    totalLen: 20 + TRAILER_BYTES,
+  };
+  const cases: Array<[string, (v: DataView) => void]> = [
+    ['version 2', (v) => v.setUint16(8, 2, true)],
+    ['kind 3', (v) => v.setUint8(10, 3)],
+    ['summary past the end', (v) => v.setUint32(28, 1000, true)],
+    ['commit past the end', (v) => v.setUint32(36, 1000, true)],
+    ['totalLen below the trailer size', (v) => v.setBigUint64(40, 10n, true)],
+    ['segment id beyond 2^53', (v) => v.setBigUint64(16, 1n << 62n, true)],
+    ['totalLen beyond 2^53', (v) => v.setBigUint64(40, 1n << 62n, true)],
+  ];
+  for (const [what, mutate] of cases) {
+    const enc = encodeTrailer(good);
+    const v = new DataView(enc.buffer);
+    mutate(v);
+    v.setUint32(60, crc32(enc.subarray(0, 60)), true);
+    mustCorrupt(() => decodeTrailer(enc, what), what);
+  }
+});
+
+test('builder: finished segment decodes; summary lists every record; commit record located', () => {
+  const sizes = [1, 100, DATA_RECORD_BYTES_MAX, 3000, 0];
+  const s = buildSegment(commitSegmentId(5), sizes, SegmentKind.COMMIT);
+  const t = decodeTrailer(s.bytes.subarray(s.bytes.length - TRAILER_BYTES), 'seg');
+  assert.equal(t.totalLen, s.bytes.length);
+  assert.equal(t.kind, SegmentKind.COMMIT);
+  assert.equal(t.segmentId, 10);
+  const sum = decodeRecord(s.bytes.subarray(t.summaryOff, t.summaryOff + t.summaryLen), 'summary', RecordType.SUMMARY);
+  const entries = decodeSummary(sum.payload);
+  assert.equal(entries.length, sizes.length, 'summary holds the data records only, not itself or the commit');
+  for (const [i, e] of entries.entries()) {
+    assert.deepEqual({ off: e.off, len: e.len }, { off: s.locs[i]!.off, len: s.locs[i]!.len });
+    assert.equal(e.owner, 42);
+    assert.equal(e.type, RecordType.DATA);
+    const rec = decodeRecord(s.bytes.subarray(e.off, e.off + e.len), 'rec', RecordType.DATA);
+    assert.deepEqual(rec.payload, s.payloads[i]);
+    assert.equal(rec.header.key, sizes.slice(0, i).reduce((a, b) => a + b, 0));
+  }
+  const c = decodeRecord(s.bytes.subarray(t.commitOff, t.commitOff + t.commitLen), 'commit', RecordType.COMMIT);
+  assert.deepEqual(c.payload, s.commit);
+  assert.equal(t.commitOff, t.summaryOff + t.summaryLen, 'commit record follows the summary');
+  assert.equal(t.commitOff + t.commitLen, s.bytes.length - TRAILER_BYTES, 'trailer follows the commit record');
+  // Data segments have no commit record.
+  const d = buildSegment(dataSegmentId(9), [10, 20]);
+  const dt = decodeTrailer(d.bytes.subarray(d.bytes.length - TRAILER_BYTES), 'd');
+  assert.equal(dt.kind, SegmentKind.DATA);
+  assert.equal(dt.commitLen, 0);
+  assert.equal(dt.commitOff, 0);
+  assert.equal(dt.summaryOff + dt.summaryLen, d.bytes.length - TRAILER_BYTES);
+  assert.throws(() => new SegmentBuilder(1).finish(SegmentKind.COMMIT), /commit payload/);
+});
+
+test('segment naming: even ids are commits under log/, odd ids data under seg/', () => {
+  assert.equal(commitSegmentId(1), 2);
+  assert.equal(dataSegmentId(1), 3);
+  assert.ok(isCommitSegment(commitSegmentId(123)));
+  assert.ok(!isCommitSegment(dataSegmentId(123)));
+  assert.equal(segmentKey('v/', commitSegmentId(0x1f)), 'v/log/000000000000001f');
+  assert.equal(segmentKey('v/', dataSegmentId(0xabc)), 'v/seg/0000000000000abc');
+  assert.equal(commitKey('v/', 0x1f), 'v/log/000000000000001f');
+});
+
+// ------------------------------------------------------------------ reader
+
+function reader(store: MemoryStore, opts: Partial<{ cacheBytesMax: number; readAheadBytes: number }> = {}, writer: LogSegmentWriter | null = null) {
+  return new SegmentReader({ store, volumePrefix: 'v/', cacheBytesMax: opts.cacheBytesMax ?? 1 << 20, readAheadBytes: opts.readAheadBytes ?? 0 }, writer);
+}
+
+/** Let background prefetches finish. */
+const settle = () => new Promise<void>((r) => setTimeout(r, 5));
+
+test('reader: truncated and corrupted objects give CorruptionError, never RangeError', async () => {
+  const s = buildSegment(dataSegmentId(4), [100, 200, 300]);
+  const key = segmentKey('v/', dataSegmentId(4));
+  for (const ra of [0, 4096]) {
+    for (const cut of [0, 1, 31, 32, 100, s.locs[1]!.off + 40, s.locs[2]!.off, s.locs[2]!.off + 31]) {
+      const store = new MemoryStore();
+      await store.put(key, s.bytes.subarray(0, cut));
+      const r = reader(store, { readAheadBytes: ra });
+      const victim = s.locs.find((l) => l.off + l.len > cut)!;
+      await mustCorruptAsync(r.read(victim, RecordType.DATA), `cut at ${cut}, readAhead ${ra}`);
+    }
+  }
+  // Missing object
+  await mustCorruptAsync(reader(new MemoryStore()).read(s.locs[0]!, RecordType.DATA), 'missing segment');
+  // A location that does not start at a record boundary, or runs past the end
+  const store = new MemoryStore();
+  await store.put(key, s.bytes);
+  await mustCorruptAsync(reader(store).read({ ...s.locs[1]!, off: s.locs[1]!.off + 1 }, RecordType.DATA), 'misaligned');
+  await mustCorruptAsync(reader(store).read({ ...s.locs[1]!, len: s.locs[1]!.len + 5 }, RecordType.DATA), 'wrong length');
+  await mustCorruptAsync(reader(store).read({ seg: dataSegmentId(4), off: s.bytes.length + 10, len: 50 }, RecordType.DATA), 'past the end');
+  await mustCorruptAsync(reader(store).read(s.locs[0]!, RecordType.NODE), 'wrong type');
+  // Every flipped bit inside a record is caught on read.
+  const loc = s.locs[1]!;
+  for (let bit = 0; bit < loc.len * 8; bit += 7) {
+    const bad = Uint8Array.from(s.bytes);
+    bad[loc.off + (bit >> 3)]! ^= 1 << (bit & 7);
+    const st = new MemoryStore();
+    await st.put(key, bad);
+    await mustCorruptAsync(reader(st).read(loc, RecordType.DATA), `flipped bit ${bit}`);
+  }
+});
+
+test('reader: a corrupt object never surfaces a RangeError (property)', async () => {
+  const s = buildSegment(dataSegmentId(6), [64, 64, 64, 64]);
+  const key = segmentKey('v/', dataSegmentId(6));
+  await fc.assert(
+    fc.asyncProperty(
+      fc.nat(s.bytes.length),
+      fc.array(fc.record({ at: fc.nat(s.bytes.length - 1), xor: fc.integer({ min: 1, max: 255 }) }), { maxLength: 3 }),
+      fc.nat(3),
+      fc.constantFrom(0, 100, 4096),
+      async (cut, flips, which, ra) => {
+        const bad = Uint8Array.from(s.bytes);
+        for (const f of flips) bad[f.at]! ^= f.xor;
+        const store = new MemoryStore();
+        await store.put(key, bad.subarray(0, cut));
+        const loc = s.locs[which]!;
+        try {
+          const got = await reader(store, { readAheadBytes: ra }).read(loc, RecordType.DATA);
+          assert.deepEqual(got, s.payloads[which], 'a read that succeeds returns the right bytes');
+        } catch (e) {
+          assert.ok(e instanceof CorruptionError, `${(e as Error).constructor.name}: ${(e as Error).message}`);
+        }
+        await settle();
+      },
+    ),
+    { numRuns: 150 },
+  );
+});
+
+test('reader: records from memory while open, from the store once durable, byte-identical', async () => {
+  const store = new MemoryStore();
+  let nextData = 10;
+  const w = new LogSegmentWriter({
+    store,
+    volumePrefix: 'v/',
+    nextSeq: 1,
+    segmentBytesMax: 1 << 20,
+    inflightSegmentsMax: 2,
+    allocDataSegmentNumber: () => nextData++,
+  });
+  const mem = reader(store, {}, w);
+  const small = bytes(500, 1);
+  const big = bytes(DATA_RECORD_BYTES_MAX, 2);
+  const node = bytes(300, 3);
+  const l1 = w.appendData(7, 0, small, false);
+  const l2 = w.appendData(7, 500, big, true);
+  const l3 = w.appendNode(node, 7, 0);
+  assert.ok(isCommitSegment(l1.seg));
+  assert.ok(!isCommitSegment(l2.seg));
+  assert.equal(l2.seg, dataSegmentId(10));
+  assert.ok(w.isInMemory(l1.seg) && w.isInMemory(l2.seg));
+  assert.deepEqual(await mem.read(l1, RecordType.DATA), small);
+  assert.deepEqual(await mem.read(l2, RecordType.DATA), big);
+  assert.deepEqual(await mem.read(l3, RecordType.NODE), node);
+  assert.equal(store.stats.gets, 0, 'open segments are read from memory');
+  assert.equal(store.keys().length, 0);
+  const sealed = w.sealCommit(() => bytes(30, 4));
+  assert.equal(sealed.seq, 1);
+  assert.equal(sealed.dataDeps.length, 1, 'the commit waits for the data segment it references');
+  assert.deepEqual(await mem.read(l2, RecordType.DATA), big, 'sealed but not durable: still memory');
+  assert.equal(store.stats.gets, 0);
+  await w.putCommit(sealed);
+  assert.deepEqual(store.keys(), ['v/log/0000000000000001', 'v/seg/000000000000000a']);
+  assert.equal(w.counters.commitSegmentsPut, 1);
+  assert.equal(w.counters.dataSegmentsPut, 1);
+  assert.ok(!w.isInMemory(l1.seg) && !w.isInMemory(l2.seg));
+  const cold = reader(store);
+  assert.deepEqual(await cold.read(l1, RecordType.DATA), small);
+  assert.deepEqual(await cold.read(l2, RecordType.DATA), big);
+  assert.deepEqual(await cold.read(l3, RecordType.NODE), node);
+  assert.equal(cold.counters.gets, 3);
+  // The same reader (with the writer) now goes to the store too.
+  assert.deepEqual(await mem.read(l1, RecordType.DATA), small);
+  assert.ok(mem.counters.gets >= 1);
+  // A commit key that already holds other bytes fences the writer.
+  const w2 = new LogSegmentWriter({ store, volumePrefix: 'v/', nextSeq: 1, segmentBytesMax: 1 << 20, inflightSegmentsMax: 2, allocDataSegmentNumber: () => 99 });
+  w2.appendNode(node, 1, 0);
+  const c2 = w2.sealCommit(() => bytes(31, 5));
+  await assert.rejects(w2.putCommit(c2), (e: Error & { kind?: string }) => e.kind === 'precondition_failed' && /fenced/.test(e.message));
+  // Retrying our own commit with identical bytes (a lost acknowledgement) is success.
+  const again = new MemoryStore();
+  const w3 = new LogSegmentWriter({ store: again, volumePrefix: 'v/', nextSeq: 1, segmentBytesMax: 1 << 20, inflightSegmentsMax: 2, allocDataSegmentNumber: () => 99 });
+  w3.appendNode(node, 1, 0);
+  const c3 = w3.sealCommit(() => bytes(31, 5));
+  await again.put('v/log/0000000000000001', c3.segment.bytes);
+  await w3.putCommit(c3);
+  assert.equal(w3.counters.commitSegmentsPut, 1);
+});
+
+test('reader: sequential reads fetch a read-ahead window and serve the rest from cache', async () => {
+  const n = 40;
+  const s = buildSegment(dataSegmentId(2), new Array(n).fill(1000));
+  const store = new MemoryStore();
+  await store.put(segmentKey('v/', dataSegmentId(2)), s.bytes);
+  const recLen = 1000 + RECORD_HEADER_BYTES;
+  const window = 10 * recLen; // exactly ten records per GET
+  const r = reader(store, { readAheadBytes: window });
+  // First read: just the record; then a background prefetch of the next window.
+  assert.deepEqual(await r.read(s.locs[0]!, RecordType.DATA), s.payloads[0]);
+  await settle();
+  assert.equal(r.counters.gets, 2);
+  for (let i = 1; i <= 10; i++) assert.deepEqual(await r.read(s.locs[i]!, RecordType.DATA), s.payloads[i]);
+  await settle();
+  assert.equal(r.counters.cacheHits, 10, 'records 1..10 came from the prefetched window');
+  // Reading record 10 (the last of the window) triggered the next prefetch.
+  assert.equal(r.counters.gets, 3);
+  for (let i = 11; i < n; i++) assert.deepEqual(await r.read(s.locs[i]!, RecordType.DATA), s.payloads[i]);
+  await settle();
+  assert.ok(r.counters.gets <= 6, `40 sequential records in ~${Math.ceil(n / 10) + 1} GETs, took ${r.counters.gets}`);
+  assert.equal(r.counters.cacheMisses, 1);
+  // Random (non-sequential) reads fetch just the record.
+  const rnd = reader(store, { readAheadBytes: 0 });
+  for (const i of [30, 5, 17]) assert.deepEqual(await rnd.read(s.locs[i]!, RecordType.DATA), s.payloads[i]);
+  assert.equal(rnd.counters.gets, 3);
+  assert.equal(rnd.counters.bytesFetched, 3 * recLen);
+});
+
+test('reader: the cache is bounded in bytes and evicts least recently used first', async () => {
+  const n = 30;
+  const s = buildSegment(dataSegmentId(3), new Array(n).fill(1000));
+  const store = new MemoryStore();
+  await store.put(segmentKey('v/', dataSegmentId(3)), s.bytes);
+  const r = reader(store, { cacheBytesMax: 5000, readAheadBytes: 0 });
+  const cacheBytes = () => (r as unknown as { cacheBytes: number }).cacheBytes;
+  for (let i = 0; i < n; i++) {
+    await r.read(s.locs[i]!, RecordType.DATA);
+    assert.ok(cacheBytes() <= 5000, `cache holds ${cacheBytes()} bytes`);
+  }
+  assert.equal(cacheBytes(), 5000);
+  const gets = r.counters.gets;
+  await r.read(s.locs[n - 1]!, RecordType.DATA);
+  assert.equal(r.counters.gets, gets, 'recent record is cached');
+  await r.read(s.locs[0]!, RecordType.DATA);
+  assert.equal(r.counters.gets, gets + 1, 'old record was evicted');
+  // Touching a record keeps it: read 25, then 5 new ones; 25 must survive, 26 must not.
+  await r.read(s.locs[25]!, RecordType.DATA);
+  for (const i of [1, 2, 3, 4]) await r.read(s.locs[i]!, RecordType.DATA);
+  const g2 = r.counters.gets;
+  await r.read(s.locs[25]!, RecordType.DATA);
+  assert.equal(r.counters.gets, g2, 'recently used record survived');
+  await r.read(s.locs[26]!, RecordType.DATA);
+  assert.equal(r.counters.gets, g2 + 1, 'least recently used record went first');
+  // With a read-ahead window far larger than the cache, the bound still holds.
+  const big = reader(store, { cacheBytesMax: 3000, readAheadBytes: 1 << 20 });
+  for (let i = 0; i < n; i++) {
+    assert.deepEqual(await big.read(s.locs[i]!, RecordType.DATA), s.payloads[i]);
+    assert.ok((big as unknown as { cacheBytes: number }).cacheBytes <= 3000);
+  }
+  await settle();
+  assert.ok((big as unknown as { cacheBytes: number }).cacheBytes <= 3000);
+  // forgetSegment drops everything it held.
+  r.forgetSegment(dataSegmentId(3));
+  assert.equal(cacheBytes(), 0);
+});
