@@ -372,8 +372,10 @@ export class Volume {
     // Probe forward from the hint until a sequence is missing: that bounds the newest commit.
     let last = hint - 1;
     while (await store.head(commitKey(prefix, last + 1))) last++;
-    if (last < 1) {
-      // The hint points past what exists (it should never): fall back to a listing.
+    if (last < hint) {
+      // The hinted commit itself is missing: the hint points past what exists (a restored or
+      // hand-edited store; it should never happen). Fall back to a listing rather than walking
+      // down through sequences that were never written.
       last = await highestListedCommit(store, prefix);
     }
     if (last < 1) throw new CorruptionError(`volume ${name}: no commit found in the store`);
@@ -447,19 +449,34 @@ async function highestListedCommit(store: ObjectStore, prefix: string): Promise<
   }
 }
 
+/**
+ * A ranged GET of bytes known to lie inside the object. A store may cut a response short; that is a
+ * transient failure, not corruption: retry, then fail as 'unavailable', so recovery never takes a
+ * truncated response for a damaged commit and silently falls back to an older one.
+ */
+async function getExact(store: ObjectStore, key: string, offset: number, length: number): Promise<Uint8Array> {
+  for (let attempt = 1; ; attempt++) {
+    const bytes = await store.get(key, { offset, length });
+    if (bytes.length === length) return bytes;
+    if (attempt >= 3) {
+      throw new StoreError('unavailable', `${key}: short read at ${offset} (got ${bytes.length} of ${length} bytes)`, { key });
+    }
+  }
+}
+
 /** Read and verify the commit record of `log/<seq>` from its trailer. */
 export async function readCommit(store: ObjectStore, prefix: string, seq: number): Promise<CommitRecord> {
   const key = commitKey(prefix, seq);
   const info = await store.head(key);
   if (!info) throw new CorruptionError(`${key} is missing`, { key });
   if (info.size < TRAILER_BYTES) throw new CorruptionError(`${key} is too short to be a segment (${info.size} bytes)`, { key });
-  const trailerBytes = await store.get(key, { offset: info.size - TRAILER_BYTES, length: TRAILER_BYTES });
+  const trailerBytes = await getExact(store, key, info.size - TRAILER_BYTES, TRAILER_BYTES);
   const t = decodeTrailer(trailerBytes, key);
   if (t.totalLen !== info.size) throw new CorruptionError(`${key}: trailer says ${t.totalLen} bytes, object has ${info.size}`, { key });
   if (t.kind !== SegmentKind.COMMIT || t.segmentId !== commitSegmentId(seq)) {
     throw new CorruptionError(`${key}: not the commit segment for sequence ${seq}`, { key });
   }
-  const rec = await store.get(key, { offset: t.commitOff, length: t.commitLen });
+  const rec = await getExact(store, key, t.commitOff, t.commitLen);
   const { payload } = decodeRecord(rec, `${key} commit record`, RecordType.COMMIT);
   const c = decodeCommit(payload, key);
   if (c.seq !== seq) throw new CorruptionError(`${key}: commit record says sequence ${c.seq}`, { key });
