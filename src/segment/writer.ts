@@ -194,6 +194,13 @@ export class LogSegmentWriter {
   /** Make a sealed commit durable: its data segments first, then one conditional PUT. */
   async putCommit(c: SealedCommit): Promise<void> {
     await Promise.all(c.dataDeps.map((d) => d.persist()));
+    // Commits land in sequence order: an earlier commit whose PUT failed goes first (its records
+    // are referenced from this one), or recovery, which stops at the first missing sequence, would
+    // never find this commit, and a later incarnation would reuse the missing sequence under it.
+    for (const s of [...this.pendingCommits.values()].sort((a, b) => a.id - b.id)) {
+      if (s.id >= c.segment.id) break;
+      await s.persist();
+    }
     await c.segment.persist();
   }
 
