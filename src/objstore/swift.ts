@@ -294,7 +294,7 @@ export class SwiftStore implements ObjectStore {
       if (got !== undefined && got !== etag) {
         throw new StoreError('unavailable', `swift PUT ${hostPort(url)}${url.pathname}: stored ETag ${got} is not the MD5 ${etag} of what was sent`, { key });
       }
-      if (conditional) await this.confirmCreate(key, etag);
+      if (conditional) await this.retrying(`HEAD ${key}`, () => this.confirmCreate(key, etag));
       return { key, size: body.length, etag };
     });
   }
@@ -305,6 +305,7 @@ export class SwiftStore implements ObjectStore {
    */
   private async confirmCreate(key: string, etag: string): Promise<void> {
     const { res, url } = await this.call('HEAD', key, { headers: { 'x-newest': 'true' } });
+    if (res.status !== 200 && res.status !== 404) throw statusError(BACKEND, 'HEAD', url, res, key);
     const now = res.status === 200 ? unquoteEtag(res.headers['etag']) : undefined;
     if (now !== etag) {
       throw new StoreError('precondition_failed', `swift PUT ${hostPort(url)}${url.pathname}: a concurrent create won (object now ${now ?? `HTTP ${res.status}`}, ours ${etag})`, { key, status: 412 });

@@ -142,7 +142,7 @@ export class FaultProxy {
       });
       up.on('error', () => kill());
       req.on('aborted', () => up.destroy());
-      req.socket.on('close', () => {
+      res.on('close', () => {
         if (!res.writableFinished) up.destroy();
       });
       if (fault === 'resetRequest') {
