@@ -34,7 +34,9 @@ export class SegmentReader {
   /** A verified record payload. `expectType` guards against a stray location. */
   async read(loc: Loc, expectType: RecordType): Promise<Uint8Array> {
     const mem = this.writer?.readInMemory(loc);
-    if (mem) return decodeRecord(mem, this.what(loc), expectType).payload;
+    // Copy: the segment's buffer is recycled once it is durable, which may happen before the
+    // caller's continuation runs.
+    if (mem) return Uint8Array.from(decodeRecord(mem, this.what(loc), expectType).payload);
     const ck = cacheKey(loc);
     const hit = this.cache.get(ck);
     if (hit && hit.type === expectType) {

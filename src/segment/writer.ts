@@ -1,7 +1,7 @@
 import type { ObjectStore } from '../objstore/index.ts';
 import { StoreError, type Failpoints, type Logger, nullLogger } from '../util/index.ts';
 import { SegmentBuilder, type Loc } from './builder.ts';
-import { RecordType, SegmentKind, commitSegmentId, dataSegmentId, segmentKey } from './format.ts';
+import { RECORD_HEADER_BYTES, RecordType, SegmentKind, commitSegmentId, dataSegmentId, segmentKey } from './format.ts';
 
 export interface SegmentWriterOptions {
   store: ObjectStore;
@@ -28,6 +28,8 @@ export class SealedSegment {
     readonly key: string,
     readonly bytes: Uint8Array,
     private readonly putOnce: (s: SealedSegment) => Promise<void>,
+    /** The buffer `bytes` lives in, recycled once durable (data segments only). */
+    readonly backing?: Uint8Array,
   ) {}
   /** PUT it (once at a time); a failed PUT is retried by the next call. */
   persist(): Promise<void> {
@@ -75,6 +77,8 @@ export class LogSegmentWriter {
   /** Sealed commits not yet durable, by id (normally at most one or two). */
   private readonly pendingCommits = new Map<number, SealedSegment>();
   private capacityWaiters: Array<() => void> = [];
+  /** Buffers of durable segments, reused for the next ones (largest three kept). */
+  private readonly spareBuffers: Uint8Array[] = [];
   private stats = { dataSegmentsPut: 0, commitSegmentsPut: 0, bytesPut: 0 };
 
   constructor(private readonly opts: SegmentWriterOptions) {
@@ -82,7 +86,7 @@ export class LogSegmentWriter {
     this.prefix = opts.volumePrefix;
     this.log = opts.logger ?? nullLogger;
     this.seq = opts.nextSeq;
-    this.commitBuf = new SegmentBuilder(commitSegmentId(this.seq));
+    this.commitBuf = new SegmentBuilder(commitSegmentId(this.seq), 1024 * 1024);
   }
 
   get nextSeq(): number {
@@ -114,13 +118,17 @@ export class LogSegmentWriter {
    */
   appendData(owner: number, fileOffset: number, payload: Uint8Array, large: boolean): Loc {
     if (!large) return this.commitBuf.append(RecordType.DATA, owner, fileOffset, payload);
+    // Close the data segment before this record would push it past its size (so its buffer,
+    // allocated once at full size plus room for the summary and trailer, never grows).
+    const need = RECORD_HEADER_BYTES + payload.length;
+    if (this.dataBuf && this.dataBuf.length + need > this.opts.segmentBytesMax) this.sealData();
     if (!this.dataBuf) {
       const n = this.opts.allocDataSegmentNumber();
-      this.dataBuf = new SegmentBuilder(dataSegmentId(n), 1024 * 1024);
+      const summaryRoom = Math.ceil(this.opts.segmentBytesMax / 4096) * 25 + 4096;
+      const size = Math.max(this.opts.segmentBytesMax, need) + summaryRoom;
+      this.dataBuf = new SegmentBuilder(dataSegmentId(n), size, this.takeSpare(size));
     }
-    const loc = this.dataBuf.append(RecordType.DATA, owner, fileOffset, payload);
-    if (this.dataBuf.length >= this.opts.segmentBytesMax) this.sealData();
-    return loc;
+    return this.dataBuf.append(RecordType.DATA, owner, fileOffset, payload);
   }
 
   /** Resolves when fewer than inflightSegmentsMax data segments are waiting for the store. */
@@ -149,12 +157,33 @@ export class LogSegmentWriter {
     );
   }
 
+  /**
+   * Keep the buffer of a durable segment for reuse. Nothing reads it any more: readInMemory no
+   * longer finds the segment, and readers copy what they got from it before yielding.
+   */
+  private recycle(s: SealedSegment): void {
+    if (!s.backing) return;
+    this.spareBuffers.push(s.backing);
+    this.spareBuffers.sort((a, b) => b.length - a.length);
+    if (this.spareBuffers.length > 3) this.spareBuffers.length = 3;
+  }
+
+  /** A spare buffer of at least `size` bytes, if one is kept. */
+  private takeSpare(size: number): Uint8Array | undefined {
+    let best = -1;
+    for (let i = 0; i < this.spareBuffers.length; i++) {
+      const len = this.spareBuffers[i]!.length;
+      if (len >= size && (best < 0 || len < this.spareBuffers[best]!.length)) best = i;
+    }
+    return best < 0 ? undefined : this.spareBuffers.splice(best, 1)[0];
+  }
+
   private sealData(): void {
     const buf = this.dataBuf;
     if (!buf) return;
     this.dataBuf = null;
     const bytes = buf.finish(SegmentKind.DATA);
-    const seg = new SealedSegment(buf.id, segmentKey(this.prefix, buf.id), bytes, (s) => this.putData(s));
+    const seg = new SealedSegment(buf.id, segmentKey(this.prefix, buf.id), bytes, (s) => this.putData(s), buf.backing);
     this.pendingData.set(seg.id, seg);
     seg.persist().catch((err: unknown) => this.log.warn('data segment PUT failed; will retry', { key: seg.key, err: String(err) }));
   }
@@ -168,6 +197,7 @@ export class LogSegmentWriter {
     this.stats.dataSegmentsPut++;
     this.stats.bytesPut += s.bytes.length;
     this.pendingData.delete(s.id);
+    this.recycle(s);
     const waiters = this.capacityWaiters;
     this.capacityWaiters = [];
     for (const w of waiters) w();
@@ -184,10 +214,10 @@ export class LogSegmentWriter {
     const seq = this.seq;
     const buf = this.commitBuf;
     const bytes = buf.finish(SegmentKind.COMMIT, makeCommit(seq));
-    const segment = new SealedSegment(buf.id, segmentKey(this.prefix, buf.id), bytes, (s) => this.putCommitSegment(s));
+    const segment = new SealedSegment(buf.id, segmentKey(this.prefix, buf.id), bytes, (s) => this.putCommitSegment(s), buf.backing);
     this.pendingCommits.set(segment.id, segment);
     this.seq = seq + 1;
-    this.commitBuf = new SegmentBuilder(commitSegmentId(this.seq));
+    this.commitBuf = new SegmentBuilder(commitSegmentId(this.seq), 1024 * 1024, this.takeSpare(1024 * 1024));
     return { seq, segment, dataDeps: [...this.pendingData.values()] };
   }
 
@@ -228,6 +258,7 @@ export class LogSegmentWriter {
     this.stats.commitSegmentsPut++;
     this.stats.bytesPut += s.bytes.length;
     this.pendingCommits.delete(s.id);
+    this.recycle(s);
   }
 }
 
