@@ -26,6 +26,7 @@ export {
 export { LocalStore } from './local.ts';
 export { withRetry, backoffMs, defaultRetryOptions, type RetryOptions } from './retry.ts';
 export { openStore, registerStoreScheme, dropMemoryStore, type OpenStoreOptions, type StoreOpener } from './url.ts';
-// Remote backends register their URL schemes (swift+http:, s3+http:, ...) when imported; import
-// them here once they exist so openStore knows every scheme, e.g.:
-// import './swift.ts';
+// Remote backends register their URL schemes (swift+http:, s3+http:, ...) when imported.
+import './remote.ts';
+export { SwiftStore } from './swift.ts';
+export { S3Store } from './s3.ts';
