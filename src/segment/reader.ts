@@ -51,13 +51,28 @@ export class SegmentReader {
     const window = sequential ? Math.max(loc.len, this.opts.readAheadBytes) : loc.len;
     // Take the record from the window itself: the cache may already have evicted it (a window
     // larger than the cache, or concurrent windows) before this continuation runs.
-    const got = (await this.fetchWindow(loc.seg, loc.off, window)).get(ck) ?? this.cache.get(ck);
+    const got = (await this.fetchRetryingShort(loc.seg, loc.off, window)).get(ck) ?? this.cache.get(ck);
     if (!got) throw new CorruptionError(`${this.what(loc)}: no record at this location`, { offset: loc.off });
     if (got.type !== expectType) {
       throw new CorruptionError(`${this.what(loc)}: expected record type ${expectType}, found ${got.type}`, { offset: loc.off });
     }
     this.maybePrefetch(loc);
     return got.payload;
+  }
+
+  /**
+   * A store may cut a response short (a transient fault the caller must detect): a window that
+   * does not hold even its first record is fetched again. A segment that is really truncated stays
+   * short every time and is reported as corrupt.
+   */
+  private async fetchRetryingShort(seg: number, off: number, len: number): Promise<Map<string, CachedRecord>> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.fetchWindow(seg, off, len);
+      } catch (err) {
+        if (!(err instanceof ShortReadError) || attempt >= 4) throw err;
+      }
+    }
   }
 
   /** Drop everything cached for a segment (it was deleted). */
@@ -129,7 +144,7 @@ export class SegmentReader {
         pos += recLen;
       }
       if (pos === 0 && bytes.length < len) {
-        throw new CorruptionError(`${key}: short read at ${off} (got ${bytes.length} of ${len} bytes)`, { key, offset: off });
+        throw new ShortReadError(`${key}: short read at ${off} (got ${bytes.length} of ${len} bytes)`, { key, offset: off });
       }
       return found;
     })().finally(() => this.inflight.delete(fk));
@@ -153,6 +168,9 @@ export class SegmentReader {
     }
   }
 }
+
+/** A response that does not hold a whole record: a cut-short body, or a truncated segment. */
+class ShortReadError extends CorruptionError {}
 
 /** A verified record payload and its type (checked against what each reader expects). */
 interface CachedRecord {
