@@ -131,10 +131,15 @@ export class LogSegmentWriter {
     return this.dataBuf.append(RecordType.DATA, owner, fileOffset, payload);
   }
 
-  /** Resolves when fewer than inflightSegmentsMax data segments are waiting for the store. */
+  /**
+   * Resolves when fewer than inflightSegmentsMax data segments are waiting for the store. Drives
+   * the wait itself: a background PUT that failed is retried here (nothing else would retry it
+   * before the next commit), and a failure is this caller's, so a writer never waits forever.
+   */
   async waitForCapacity(): Promise<void> {
     while (this.pendingData.size >= this.opts.inflightSegmentsMax) {
-      await new Promise<void>((resolve) => this.capacityWaiters.push(resolve));
+      const oldest = this.pendingData.values().next().value as SealedSegment;
+      await oldest.persist();
     }
   }
 
