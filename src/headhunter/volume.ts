@@ -402,20 +402,24 @@ export class Volume {
 }
 
 async function readSuper(store: ObjectStore, name: string): Promise<SuperBlock> {
-  let raw: Uint8Array;
-  try {
-    raw = await store.get(`${name}/super`);
-  } catch (err) {
-    if (err instanceof StoreError && err.kind === 'not_found') {
-      throw new FsError('ENOENT', `no volume ${name} in ${store.capabilities.description}: run silt mkfs first`, { cause: err });
-    }
-    throw err;
-  }
   let sb: unknown;
-  try {
-    sb = JSON.parse(Buffer.from(raw).toString('utf8'));
-  } catch (err) {
-    throw new CorruptionError(`${name}/super is not valid JSON`, { key: `${name}/super`, cause: err });
+  for (let attempt = 1; ; attempt++) {
+    let raw: Uint8Array;
+    try {
+      raw = await store.get(`${name}/super`);
+    } catch (err) {
+      if (err instanceof StoreError && err.kind === 'not_found') {
+        throw new FsError('ENOENT', `no volume ${name} in ${store.capabilities.description}: run silt mkfs first`, { cause: err });
+      }
+      throw err;
+    }
+    try {
+      sb = JSON.parse(Buffer.from(raw).toString('utf8'));
+      break;
+    } catch (err) {
+      // A store may cut a body short (a transient fault): read again before calling it corrupt.
+      if (attempt >= 3) throw new CorruptionError(`${name}/super is not valid JSON`, { key: `${name}/super`, cause: err });
+    }
   }
   const s = sb as Partial<SuperBlock>;
   if (s.format !== 'silt' || s.version !== 1 || typeof s.volumeId !== 'string' || !/^[0-9a-f]{32}$/.test(s.volumeId)) {
