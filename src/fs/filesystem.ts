@@ -84,9 +84,19 @@ export class SiltFileSystem implements FileSystem {
 
   // ------------------------------------------------------------------ plumbing
 
-  private async op<T>(fn: () => Promise<T>): Promise<T> {
+  private async op<T>(fn: () => Promise<T>, mutates = false): Promise<T> {
     try {
-      return await this.volume.lock.run(fn);
+      return await this.volume.lock.run(async () => {
+        try {
+          return await fn();
+        } catch (err) {
+          // A store read that fails part-way through an update may leave part of it in memory:
+          // stop committing (under the lock, so no commit can carry the half) rather than
+          // persist it. Errno failures are checks made before anything changes.
+          if (mutates && !(err instanceof FsError)) this.volume.halt(err);
+          throw err;
+        }
+      });
     } catch (err) {
       throw this.fail(err);
     }
@@ -96,7 +106,7 @@ export class SiltFileSystem implements FileSystem {
     return this.op(async () => {
       this.volume.checkWritable();
       return fn();
-    });
+    }, true);
   }
 
   private fail(err: unknown): FsError {
@@ -440,7 +450,7 @@ export class SiltFileSystem implements FileSystem {
       }
       i.opens++;
       return this.attr(i);
-    });
+    }, (flags & O_TRUNC) !== 0);
   }
 
   async release(ino: number, wrote: boolean): Promise<void> {
@@ -448,7 +458,7 @@ export class SiltFileSystem implements FileSystem {
       const i = await this.inodes.get(ino);
       if (i.opens > 0) i.opens--;
       await this.inodes.maybeFree(i);
-    });
+    }, true);
     if (wrote && this.syncOnClose) await this.fsync(ino, false);
   }
 

@@ -170,7 +170,7 @@ export class Volume {
   get volumeId(): string {
     return this.lastCommit.volumeId;
   }
-  /** Null while the volume can commit; the reason once it cannot (fenced by another server). */
+  /** Null while the volume can commit; the reason once it cannot (fenced by another server, or halted). */
   get fenced(): Error | null {
     return this.fencedError;
   }
@@ -197,6 +197,18 @@ export class Volume {
   /** Something changed in memory that the next commit must carry. */
   markChanged(): void {
     this.changeSeq++;
+  }
+
+  /**
+   * Stop committing for good: an update failed half-way (a store read failed after it had changed
+   * memory), so memory may hold part of an operation, which no commit may carry. Reopening the
+   * volume recovers the last commit. Call under the lock, before releasing it.
+   */
+  halt(cause: unknown): void {
+    if (this.fencedError) return;
+    const why = cause instanceof Error ? cause.message : String(cause);
+    this.fencedError = new Error(`volume stopped after an update failed half-way (${why}); reopen it to recover the last commit`, { cause });
+    this.log.error('volume stopped: an update failed part-way through; refusing further commits', { err: why });
   }
 
   /** Throws EROFS once the volume has been fenced or closed. Mutations call it first. */
@@ -229,6 +241,8 @@ export class Volume {
 
   private async runCommit(): Promise<void> {
     const sealed = await this.lock.run(async () => {
+      // Checked under the lock: a halt happens under it too, so no commit can follow one.
+      if (this.fencedError) throw new FsError('EIO', this.fencedError.message, { cause: this.fencedError });
       const covered = this.changeSeq;
       await this.commitHook();
       // Order matters for exact live-byte accounting: every accounted node is written (and every
