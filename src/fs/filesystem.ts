@@ -84,6 +84,7 @@ export class SiltFileSystem implements FileSystem {
 
   // ------------------------------------------------------------------ plumbing
 
+  /** Run under the volume lock. `mutates`: fn changes memory, so a store failure inside it halts the volume. */
   private async op<T>(fn: () => Promise<T>, mutates = false): Promise<T> {
     try {
       return await this.volume.lock.run(async () => {
@@ -479,7 +480,15 @@ export class SiltFileSystem implements FileSystem {
   }
 
   async write(who: Identity, ino: number, offset: number, data: Uint8Array): Promise<number> {
-    await this.volume.writer.waitForCapacity();
+    // Bound memory before the write, so that a failure here fails a write that did not happen:
+    // wait for data segment PUTs, and for a commit when the open commit segment is huge.
+    try {
+      await this.volume.writer.waitForCapacity();
+    } catch (err) {
+      throw this.fail(err);
+    }
+    const max = this.volume.opts.commitBytesMax;
+    if (this.volume.writer.openCommitBytes >= 2 * max) await this.sync();
     const n = await this.mutate(async () => {
       const i = await this.inodes.get(ino);
       if (i.isDir) throw new FsError('EISDIR', `write: inode ${ino} is a directory`);
@@ -490,11 +499,8 @@ export class SiltFileSystem implements FileSystem {
       await this.inodes.write(i, offset, data);
       return data.length;
     });
-    // Bound memory: commit early when the open commit segment is large, and wait if it is huge.
-    const open = this.volume.writer.openCommitBytes;
-    const max = this.volume.opts.commitBytesMax;
-    if (open >= 2 * max) await this.sync();
-    else if (open >= max) this.sync().catch(() => {});
+    // Commit early when the open commit segment is large.
+    if (this.volume.writer.openCommitBytes >= max) this.sync().catch(() => {});
     return n;
   }
 
