@@ -1,5 +1,5 @@
 import { checkVolume, type FsckReport } from '../fsck/index.ts';
-import { Volume, validateVolumeName } from '../headhunter/index.ts';
+import { Volume, collectGarbage, validateVolumeName } from '../headhunter/index.ts';
 import { mkfs } from '../fs/index.ts';
 import { listAll } from '../objstore/index.ts';
 import { CliError, Progress, connect, describe, formatAge, formatBytes, type StoreFlags } from './common.ts';
@@ -134,5 +134,45 @@ function validate(volume: string): void {
     validateVolumeName(volume);
   } catch (err) {
     throw new CliError((err as Error).message.replace(/^EINVAL: /, ''));
+  }
+}
+
+/** gc: delete every segment object the newest commits do not reference; a progress line, then a summary. */
+export async function runGc(f: StoreFlags & { dryRun: boolean; force: boolean; json: boolean }): Promise<void> {
+  validate(f.volume);
+  const store = await connect(f.store);
+  const progress = new Progress();
+  try {
+    const v = await Volume.open(store, f.volume, {});
+    const ageMs = Date.now() - v.lastCommit.timeMs;
+    if (ageMs < 30_000 && !f.force && !f.dryRun) {
+      throw new CliError(
+        `volume ${f.volume} committed ${formatAge(ageMs)} ago: it may be in use by a server, whose own background gc ` +
+          `is the safe way to collect it. Run again when it is idle, or pass --force.`,
+      );
+    }
+    const r = await collectGarbage(v, {
+      dryRun: f.dryRun,
+      graceMs: 0,
+      onProgress: (p) =>
+        progress.update(p.phase === 'scan' ? `gc: scanned ${p.done} objects` : `gc: deleted ${p.done} of ${p.total ?? '?'} objects`),
+    });
+    progress.done();
+    if (f.json) {
+      process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      return;
+    }
+    const verb = f.dryRun ? 'would delete' : 'deleted';
+    const count = f.dryRun ? r.candidates : r.deleted;
+    process.stdout.write(
+      `gc ${f.volume}: scanned ${r.objectsScanned} objects (${formatBytes(r.bytesScanned)}); ${verb} ${count} ` +
+        `(${formatBytes(f.dryRun ? r.candidateBytes : r.bytesFreed)}), ${r.orphanDataSegments} of them orphaned data segments; ` +
+        `${formatBytes(r.liveBytes)} live, ${(r.utilization * 100).toFixed(1)}% of what remains\n`,
+    );
+  } catch (err) {
+    throw describe(err, `gc ${f.volume}`);
+  } finally {
+    progress.done();
+    await store.close();
   }
 }

@@ -5,8 +5,9 @@
  */
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { runFsck, runMkfs, runStat } from './admin.ts';
+import { runFsck, runGc, runMkfs, runStat } from './admin.ts';
 import { CliError, DEFAULT_STORE, DEFAULT_VOLUME, describe, logger } from './common.ts';
+import { registerSmbCommand } from './smb.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -67,6 +68,19 @@ program
   .option('--json', 'print JSON', false)
   .action(async (o: { store: string; volume: string; json: boolean }) => {
     await runStat(o);
+  });
+
+program
+  .command('gc')
+  .description('delete segment objects no commit references (overwritten or deleted data, crash leftovers)')
+  .addOption(storeOption())
+  .addOption(volumeOption())
+  .option('--dry-run', 'only report what would be deleted', false)
+  .option('--force', 'run even if the volume committed in the last 30 s (it may be served)', false)
+  .option('--json', 'print the report as JSON', false)
+  .addHelpText('after', '\nExample:\n  silt gc --store file:/tmp/v --dry-run')
+  .action(async (o: { store: string; volume: string; dryRun: boolean; force: boolean; json: boolean }) => {
+    await runGc(o);
   });
 
 interface MountFlags {
@@ -146,6 +160,8 @@ async function mount(mountpoint: string, o: MountFlags): Promise<void> {
     logger: logger(o.logLevel),
   });
 }
+
+registerSmbCommand(program);
 
 try {
   await program.parseAsync(process.argv);

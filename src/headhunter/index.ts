@@ -34,3 +34,4 @@ export {
   type DirKey,
   type DirValue,
 } from './records.ts';
+export { collectGarbage, type GcOptions, type GcReport } from './gc.ts';

@@ -310,6 +310,17 @@ export class Volume {
       .catch((err: unknown) => this.log.warn('head hint update failed', { err: errMessage(err) }));
   }
 
+  /** The sequence the `head` hint names (recovery probes forward from it). */
+  get headHintSeq(): number {
+    return this.headSeq;
+  }
+
+  /** Point the `head` hint at the newest durable commit and wait for it (gc does, before deleting old commits). */
+  async updateHead(): Promise<void> {
+    if (this.lastCommit.seq !== this.headSeq) this.writeHead(this.lastCommit.seq);
+    await this.headWrite;
+  }
+
   /** Segment table entries (segment id -> live bytes), for stat/fsck/gc. */
   async *segments(): AsyncGenerator<[number, SegmentStats]> {
     yield* this.segTable.entries();

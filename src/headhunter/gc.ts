@@ -1,0 +1,163 @@
+import { decodeNode, u64Key, type NodeLoc } from '../btree/index.ts';
+import { listAll } from '../objstore/index.ts';
+import { commitSegmentId, dataSegmentId, isCommitSegment } from '../segment/index.ts';
+import type { CommitRecord } from './commit.ts';
+import { readCommit, segStatsValue, type Volume } from './volume.ts';
+import { CorruptionError } from '../util/index.ts';
+
+export interface GcOptions {
+  /** The newest commits are always kept (fallback if the newest turns out damaged). Default 4. */
+  keepCommits?: number;
+  /** List what would be deleted without deleting. */
+  dryRun?: boolean;
+  /**
+   * Only delete objects that were already unreferenced at a pass at least this long ago (readers
+   * that looked up extents before a commit may still fetch from them). The first pass in a
+   * process only marks. 0 deletes at once (offline gc, nobody else reading).
+   */
+  graceMs?: number;
+  onProgress?: (p: { phase: 'scan' | 'delete'; done: number; total?: number }) => void;
+}
+
+export interface GcReport {
+  objectsScanned: number;
+  bytesScanned: number;
+  /** Unreferenced objects found (deleted unless dryRun or still in their grace period). */
+  candidates: number;
+  /** Bytes of the candidates that are due for deletion now (what a dry run would free). */
+  candidateBytes: number;
+  deleted: number;
+  bytesFreed: number;
+  /** Candidates left for a later pass (grace period). */
+  waiting: number;
+  /** Data segments no commit ever referenced (a PUT cut off by a crash, or all data overwritten). */
+  orphanDataSegments: number;
+  /** Live bytes / stored bytes of what remains. */
+  utilization: number;
+  liveBytes: number;
+}
+
+/** Per-volume memory of candidates between passes (for the grace period). */
+const firstSeen = new WeakMap<Volume, Map<string, number>>();
+
+/**
+ * Reclaim space: delete every segment object of the volume that the newest durable commit does not
+ * reference. What is protected:
+ * - segments with live bytes in the commit's segment table (file data and tree nodes),
+ * - segments holding the segment table's own nodes,
+ * - the newest `keepCommits` commits, and every commit at or after the `head` hint (recovery starts
+ *   there),
+ * - data segments numbered at or above the commit's nonce high-water mark and commits after it
+ *   (they may belong to a commit still in flight, here or in a server using the volume),
+ * - anything still in memory in this process.
+ * Unreferenced data segments below the high-water mark are garbage by construction: every data
+ * segment allocated before a commit was sealed is either referenced by it or dead.
+ * Snapshots, when they exist, will add their own roots to the protected set.
+ */
+export async function collectGarbage(vol: Volume, opts: GcOptions = {}): Promise<GcReport> {
+  const keep = opts.keepCommits ?? 4;
+  const grace = opts.graceMs ?? 0;
+  await vol.updateHead();
+  const commit = vol.lastCommit;
+  const headSeq = vol.headHintSeq;
+  const protectedSegs = new Set<number>();
+  /** Protect everything a commit references; returns its live bytes. */
+  const protectCommit = async (c: CommitRecord): Promise<number> => {
+    let live = 0;
+    if (c.segmentTableRoot.len === 0) return 0;
+    const stack: NodeLoc[] = [c.segmentTableRoot];
+    while (stack.length) {
+      const loc = stack.pop()!;
+      protectedSegs.add(loc.seg);
+      const node = decodeNode(await vol.nodeStore.readNode(loc), u64Key, segStatsValue);
+      if (node.kind === 'internal') for (const ch of node.children) stack.push(ch as NodeLoc);
+      else
+        for (let i = 0; i < node.keys.length; i++) {
+          const stats = node.vals[i]!;
+          if (stats.liveBytes > 0) {
+            protectedSegs.add(node.keys[i]!);
+            live += stats.liveBytes;
+          }
+        }
+    }
+    return live;
+  };
+  const liveBytes = await protectCommit(commit);
+  // The commits recovery could fall back to keep what they reference too.
+  for (let seq = commit.seq - 1; seq > commit.seq - keep && seq >= 1; seq--) {
+    try {
+      await protectCommit(await readCommit(vol.store, vol.prefix, seq));
+    } catch (err) {
+      if (!(err instanceof CorruptionError)) throw err; // a missing or damaged old commit protects nothing
+    }
+  }
+  for (const s of commit.snapshots) protectedSegs.add(commitSegmentId(s.seq));
+  const minCommitKept = Math.min(headSeq, commit.seq - keep + 1);
+  const report: GcReport = {
+    objectsScanned: 0,
+    bytesScanned: 0,
+    candidates: 0,
+    candidateBytes: 0,
+    deleted: 0,
+    bytesFreed: 0,
+    waiting: 0,
+    orphanDataSegments: 0,
+    utilization: 1,
+    liveBytes,
+  };
+  const seen = firstSeen.get(vol) ?? new Map<string, number>();
+  firstSeen.set(vol, seen);
+  const now = Date.now();
+  const victims: Array<{ key: string; size: number }> = [];
+  const stillCandidates = new Set<string>();
+  let storedBytes = 0;
+  for (const kind of ['log/', 'seg/'] as const) {
+    for await (const o of listAll(vol.store, `${vol.prefix}${kind}`)) {
+      report.objectsScanned++;
+      report.bytesScanned += o.size;
+      if (report.objectsScanned % 500 === 0) opts.onProgress?.({ phase: 'scan', done: report.objectsScanned });
+      const n = parseInt(o.key.slice(vol.prefix.length + kind.length), 16);
+      if (!Number.isSafeInteger(n) || o.key.length !== vol.prefix.length + kind.length + 16) {
+        storedBytes += o.size; // not ours to judge: leave anything we did not name
+        continue;
+      }
+      const id = kind === 'log/' ? commitSegmentId(n) : dataSegmentId(n);
+      const keepIt =
+        protectedSegs.has(id) ||
+        vol.writer.isInMemory(id) ||
+        (isCommitSegment(id) ? n >= minCommitKept || n > commit.seq : n >= commit.nonceNext);
+      if (keepIt) {
+        storedBytes += o.size;
+        continue;
+      }
+      report.candidates++;
+      if (!isCommitSegment(id)) report.orphanDataSegments++;
+      stillCandidates.add(o.key);
+      const first = seen.get(o.key);
+      if (grace > 0 && (first === undefined || now - first < grace)) {
+        if (first === undefined) seen.set(o.key, now);
+        report.waiting++;
+        storedBytes += o.size;
+        continue;
+      }
+      victims.push({ key: o.key, size: o.size });
+      report.candidateBytes += o.size;
+    }
+  }
+  for (const k of [...seen.keys()]) if (!stillCandidates.has(k)) seen.delete(k);
+  if (!opts.dryRun) {
+    let done = 0;
+    for (const v of victims) {
+      await vol.store.delete(v.key);
+      seen.delete(v.key);
+      report.deleted++;
+      report.bytesFreed += v.size;
+      done++;
+      if (done % 50 === 0) opts.onProgress?.({ phase: 'delete', done, total: victims.length });
+    }
+  } else {
+    for (const v of victims) storedBytes += v.size;
+  }
+  report.utilization = storedBytes > 0 ? Math.min(1, liveBytes / storedBytes) : 1;
+  return report;
+}

@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { checkVolume } from '../../src/fsck/index.ts';
+import { openFileSystem, rootIdentity as root } from '../../src/fs/index.ts';
+import { collectGarbage } from '../../src/headhunter/index.ts';
+import { MemoryStore } from '../../src/objstore/index.ts';
+
+const volumeOptions = { segmentBytesMax: 256 * 1024, headEveryCommits: 2 };
+
+async function fileBytes(store: MemoryStore, path: string): Promise<Buffer> {
+  const fs = await openFileSystem({ store, flushIntervalMs: 0 });
+  try {
+    const a = await fs.lookupPath(root, path);
+    return Buffer.from(await fs.read(root, a.ino, 0, a.size));
+  } finally {
+    await fs.close();
+  }
+}
+
+test('gc deletes overwritten and deleted data, keeps everything live, and fsck stays clean', async () => {
+  const store = new MemoryStore();
+  const fs = await openFileSystem({ store, create: true, flushIntervalMs: 0, volumeOptions, inode: { largeRunBytes: 64 * 1024 } });
+  const keep = Buffer.alloc(600 * 1024, 7);
+  const k = await fs.create(root, 1, 'keep', 0o644);
+  await fs.write(root, k.ino, 0, keep);
+  await fs.sync();
+  // A big file written, then overwritten twice and finally deleted: its old segments die.
+  const g = await fs.create(root, 1, 'garbage', 0o644);
+  for (let round = 0; round < 3; round++) {
+    await fs.write(root, g.ino, 0, Buffer.alloc(900 * 1024, round));
+    await fs.sync();
+  }
+  await fs.unlink(root, 1, 'garbage');
+  for (let i = 0; i < 10; i++) {
+    const s = await fs.create(root, 1, `small${i}`, 0o644);
+    await fs.write(root, s.ino, 0, Buffer.from(`small file ${i}`));
+    await fs.sync();
+  }
+  await fs.close();
+
+  const before = await checkVolume(store, 'default');
+  assert.ok(before.clean, JSON.stringify(before.problems));
+  const fs2 = await openFileSystem({ store, flushIntervalMs: 0 });
+  const dry = await collectGarbage(fs2.volume, { dryRun: true });
+  assert.ok(dry.candidates > 0, 'a dry run finds the dead segments');
+  assert.equal(dry.deleted, 0);
+  const keysBefore = store.keys().length;
+  assert.equal(store.keys().length, keysBefore, 'a dry run deletes nothing');
+  const r = await collectGarbage(fs2.volume, {});
+  await fs2.close();
+  assert.equal(r.deleted, dry.candidates);
+  assert.ok(r.bytesFreed >= 900 * 1024 * 2, `freed ${r.bytesFreed} bytes`);
+  assert.ok(r.orphanDataSegments > 0, 'overwritten data segments are counted');
+  assert.ok(store.keys().length < keysBefore);
+
+  const after = await checkVolume(store, 'default');
+  assert.ok(after.clean, JSON.stringify(after.problems));
+  assert.deepEqual(await fileBytes(store, 'keep'), keep);
+  assert.equal((await fileBytes(store, 'small9')).toString(), 'small file 9');
+  // A second pass finds nothing more.
+  const fs3 = await openFileSystem({ store, flushIntervalMs: 0 });
+  const again = await collectGarbage(fs3.volume, {});
+  await fs3.close();
+  assert.equal(again.deleted, 0);
+});
+
+test('gc honours its grace period: the first pass only marks', async () => {
+  const store = new MemoryStore();
+  const fs = await openFileSystem({ store, create: true, flushIntervalMs: 0, volumeOptions });
+  const g = await fs.create(root, 1, 'g', 0o644);
+  for (let round = 0; round < 6; round++) {
+    await fs.write(root, g.ino, 0, Buffer.alloc(64 * 1024, round));
+    await fs.sync();
+  }
+  const first = await collectGarbage(fs.volume, { graceMs: 50 });
+  assert.equal(first.deleted, 0);
+  assert.ok(first.waiting > 0);
+  await new Promise((r) => setTimeout(r, 60));
+  const second = await collectGarbage(fs.volume, { graceMs: 50 });
+  assert.equal(second.deleted, first.waiting);
+  await fs.close();
+  const rep = await checkVolume(store, 'default');
+  assert.ok(rep.clean, JSON.stringify(rep.problems));
+});
+
+test('gc keeps the commits recovery may fall back to', async () => {
+  const store = new MemoryStore();
+  const fs = await openFileSystem({ store, create: true, flushIntervalMs: 0, volumeOptions });
+  for (let i = 0; i < 12; i++) {
+    const a = await fs.create(root, 1, `f${i}`, 0o644);
+    await fs.write(root, a.ino, 0, Buffer.from(String(i)));
+    await fs.sync();
+  }
+  await collectGarbage(fs.volume, { keepCommits: 4 });
+  const last = fs.volume.lastCommit.seq;
+  await fs.close();
+  for (let seq = last - 3; seq <= last; seq++) {
+    const key = `default/log/${seq.toString(16).padStart(16, '0')}`;
+    assert.ok(store.keys().includes(key), `commit ${seq} is kept`);
+  }
+  const rep = await checkVolume(store, 'default');
+  assert.ok(rep.clean, JSON.stringify(rep.problems));
+});
