@@ -11,7 +11,8 @@
  * - At most `connections` sockets per origin; idle sockets are kept alive and reused.
  * - Nothing here retries: callers wrap idempotent requests in withRetry.
  */
-import { PassThrough } from 'node:stream';
+import { createHash, type Hash } from 'node:crypto';
+import { PassThrough, Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { StoreError, type StoreErrorKind } from '../util/index.ts';
 
@@ -42,6 +43,8 @@ export interface HttpResponse {
   /** Lower-case names; repeated headers joined with ", ". */
   headers: Record<string, string>;
   body: Buffer;
+  /** Hex MD5 of the body, when the request asked for it. */
+  bodyMd5?: string;
 }
 
 export interface HttpRequest {
@@ -49,7 +52,13 @@ export interface HttpRequest {
   /** Absolute URL; its origin picks the pool. The path must already be percent-encoded. */
   url: URL;
   headers: Record<string, string>;
-  body?: Uint8Array;
+  /**
+   * A buffer (sent with Content-Length), or a buffer sent in 1 MiB pieces that are fed to `hash`
+   * as they go out (so hashing overlaps the upload instead of delaying it).
+   */
+  body?: Uint8Array | { bytes: Uint8Array; hash: Hash };
+  /** MD5 the response body as it arrives (HttpResponse.bodyMd5). */
+  md5Body?: boolean;
 }
 
 /** Who is talking, for error messages: "swift", "s3". */
@@ -76,7 +85,9 @@ export class HttpPools {
         connect: { timeout: this.timeouts.connectMs },
         headersTimeout: this.timeouts.headersMs,
         bodyTimeout: this.timeouts.bodyIdleMs,
-        keepAliveTimeout: 10_000,
+        // Idle sockets are dropped after 4 s: safe under load balancers with short keep-alive
+        // timeouts (a streamed put on a socket the server just closed is not retried).
+        keepAliveTimeout: 4_000,
         keepAliveMaxTimeout: 30_000,
       });
       this.pools.set(origin, pool);
@@ -188,7 +199,7 @@ function flatHeaders(h: Record<string, string | string[] | undefined>): Record<s
 }
 
 /** Read a whole response body; the length must match Content-Length when the server sent one. */
-async function readBody(body: AsyncIterable<Buffer>, contentLength: number | undefined): Promise<Buffer> {
+async function readBody(body: AsyncIterable<Buffer>, contentLength: number | undefined, hash?: Hash): Promise<Buffer> {
   if (contentLength !== undefined) {
     // Its own ArrayBuffer (not Node's shared pool): callers get it as a plain Uint8Array.
     const out = Buffer.allocUnsafeSlow(contentLength);
@@ -196,13 +207,17 @@ async function readBody(body: AsyncIterable<Buffer>, contentLength: number | und
     for await (const chunk of body) {
       if (n + chunk.length > contentLength) throw new StoreError('unavailable', `response body longer than its Content-Length ${contentLength}`);
       chunk.copy(out, n);
+      hash?.update(chunk);
       n += chunk.length;
     }
     if (n !== contentLength) throw new StoreError('unavailable', `response body truncated: ${n} of ${contentLength} bytes`);
     return out;
   }
   const chunks: Buffer[] = [];
-  for await (const chunk of body) chunks.push(chunk);
+  for await (const chunk of body) {
+    hash?.update(chunk);
+    chunks.push(chunk);
+  }
   return Buffer.concat(chunks);
 }
 
@@ -218,24 +233,45 @@ function parseLength(v: string | undefined): number | undefined {
  */
 export async function send(pools: HttpPools, backend: BackendName, req: HttpRequest, key?: string): Promise<HttpResponse> {
   const pool = pools.get(req.url.origin);
+  let sendBody: Uint8Array | Readable | null = null;
+  const headersOut = req.headers;
+  if (req.body instanceof Uint8Array) {
+    sendBody = req.body;
+  } else if (req.body !== undefined) {
+    const { bytes, hash } = req.body;
+    headersOut['content-length'] = String(bytes.length);
+    sendBody = Readable.from(
+      (function* pieces(): Generator<Uint8Array> {
+        for (let off = 0; off < bytes.length; off += 1024 * 1024) {
+          const piece = bytes.subarray(off, off + 1024 * 1024);
+          hash.update(piece);
+          yield piece;
+        }
+      })(),
+      { objectMode: false },
+    );
+  }
   try {
     const res = await pool.request({
       origin: req.url.origin,
       path: req.url.pathname + req.url.search,
       method: req.method,
-      headers: req.headers,
-      body: req.body ?? null,
+      headers: headersOut,
+      body: sendBody,
     });
     const headers = flatHeaders(res.headers);
     const length = req.method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304 ? 0 : parseLength(headers['content-length']);
     let body: Buffer;
+    let bodyMd5: string | undefined;
     if (req.method === 'HEAD') {
       await res.body.dump();
       body = Buffer.alloc(0);
     } else {
-      body = await readBody(res.body, length);
+      const hash = req.md5Body === true ? createHash('md5') : undefined;
+      body = await readBody(res.body, length, hash);
+      bodyMd5 = hash?.digest('hex');
     }
-    return { status: res.statusCode, headers, body };
+    return bodyMd5 !== undefined ? { status: res.statusCode, headers, body, bodyMd5 } : { status: res.statusCode, headers, body };
   } catch (err) {
     if (err instanceof StoreError && err.status === undefined && err.kind === 'unavailable') {
       throw new StoreError('unavailable', `${backend} ${req.method} ${hostPort(req.url)}${req.url.pathname}: ${err.message}`, {
@@ -273,6 +309,9 @@ export class StreamingRequest {
   ) {
     const bodyStream = new PassThrough({ highWaterMark: highWaterMarkBytes });
     this.body = bodyStream;
+    // undici destroys the body when the request fails; a write racing that must not become an
+    // unhandled 'error' event (the failure surfaces through the response promise instead).
+    bodyStream.on('error', () => undefined);
     const pool = pools.get(req.url.origin);
     this.response = (async (): Promise<HttpResponse> => {
       try {

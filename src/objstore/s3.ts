@@ -74,6 +74,8 @@ export interface S3StoreStats {
 
 const BACKEND = 's3';
 const MiB = 1024 * 1024;
+/** Puts at least this large hash while sending instead of before. */
+const HASH_WHILE_SENDING_BYTES = 1024 * 1024;
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 export function parseS3Url(storeUrl: string, env: Record<string, string | undefined> = process.env): S3StoreOptions {
@@ -268,15 +270,21 @@ export class S3Store implements ObjectStore {
   private async call(
     method: HttpRequest['method'],
     key: string | undefined,
-    init: { headers?: Record<string, string>; body?: Uint8Array; query?: Record<string, string> } = {},
+    init: { headers?: Record<string, string>; body?: HttpRequest['body']; query?: Record<string, string>; md5Body?: boolean } = {},
   ): Promise<{ res: HttpResponse; url: URL }> {
     const url = this.url(key, init.query);
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(init.headers ?? {})) headers[k.toLowerCase()] = v;
-    const payloadHash = init.body === undefined || init.body.length === 0 ? EMPTY_SHA256 : 'UNSIGNED-PAYLOAD';
+    const bytes = init.body instanceof Uint8Array ? init.body : init.body?.bytes;
+    const payloadHash = bytes === undefined || bytes.length === 0 ? EMPTY_SHA256 : 'UNSIGNED-PAYLOAD';
     signV4(method, url, headers, payloadHash, this.cred, new Date());
     this.stats.requests++;
-    const res = await send(this.pools, BACKEND, { method, url, headers, ...(init.body !== undefined ? { body: init.body } : {}) }, key);
+    const res = await send(
+      this.pools,
+      BACKEND,
+      { method, url, headers, ...(init.body !== undefined ? { body: init.body } : {}), ...(init.md5Body === true ? { md5Body: true } : {}) },
+      key,
+    );
     return { res, url };
   }
 
@@ -378,26 +386,34 @@ export class S3Store implements ObjectStore {
     checkKey(key);
     const mode = this.conditionalMode(key, options);
     if (mode === 'weak') await this._weakCheck(key);
-    const body = Buffer.from(data);
-    return this.putBuffer(key, body, md5(body), mode === 'atomic');
+    return this.putBuffer(key, data, mode === 'atomic');
   }
 
-  private async putBuffer(key: string, body: Buffer, digest: Buffer, conditional: boolean): Promise<ObjectInfo> {
-    const etag = digest.toString('hex');
+  /**
+   * Small and conditional puts send Content-MD5 (the server refuses a damaged body); a large one
+   * hashes its pieces as they go out and compares the ETag answered (single-part ETag = MD5),
+   * and a retry sends the now-known Content-MD5.
+   */
+  private async putBuffer(key: string, body: Uint8Array, conditional: boolean): Promise<ObjectInfo> {
+    let digest: Buffer | undefined = conditional || body.length < HASH_WHILE_SENDING_BYTES ? md5(body) : undefined;
     let tries = 0;
     return this.retrying(`PUT ${key}`, async () => {
       tries++;
-      const headers: Record<string, string> = { 'content-md5': digest.toString('base64'), 'content-type': 'application/octet-stream' };
+      const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+      if (digest !== undefined) headers['content-md5'] = digest.toString('base64');
       if (conditional) headers['if-none-match'] = '*';
-      const { res, url } = await this.call('PUT', key, { headers, body });
+      const hash = digest === undefined ? createHash('md5') : undefined;
+      const { res, url } = await this.call('PUT', key, { headers, body: hash !== undefined ? { bytes: body, hash } : body });
+      if (hash !== undefined && res.status === 200) digest = hash.digest();
+      const etag = digest?.toString('hex');
       if (res.status === 412 && conditional && tries > 1) {
         const info = await this.head(key);
-        if (info !== null && info.etag === etag && info.size === body.length) return { key, size: body.length, etag };
+        if (info !== null && info.etag === etag && info.size === body.length) return { key, size: body.length, etag: etag as string };
       }
       if (res.status !== 200) throw this.error('PUT', url, res, key);
       const got = unquoteEtag(res.headers['etag']);
       if (got !== undefined && got !== etag) throw new StoreError('unavailable', `s3 PUT ${hostPort(url)}${url.pathname}: stored ETag ${got} is not the MD5 ${etag} of what was sent`, { key });
-      return { key, size: body.length, etag };
+      return { key, size: body.length, etag: etag as string };
     });
   }
 
@@ -410,7 +426,7 @@ export class S3Store implements ObjectStore {
   /** @internal used by S3Upload */
   async _putWhole(key: string, body: Buffer, mode: 'none' | 'atomic' | 'weak'): Promise<ObjectInfo> {
     if (mode === 'weak') await this._weakCheck(key);
-    return this.putBuffer(key, body, md5(body), mode === 'atomic');
+    return this.putBuffer(key, body, mode === 'atomic');
   }
 
   /** @internal */
@@ -489,14 +505,14 @@ export class S3Store implements ObjectStore {
     return this.retrying(`GET ${key}`, async () => {
       const headers: Record<string, string> = {};
       if (range !== undefined) headers['range'] = `bytes=${range.offset}-${range.offset + range.length - 1}`;
-      const { res, url } = await this.call('GET', key, { headers });
+      const { res, url } = await this.call('GET', key, { headers, md5Body: range === undefined && this.verifyReads });
       if (res.status === 416 && range !== undefined) return new Uint8Array(0);
       if (res.status !== 200 && res.status !== 206) throw this.error('GET', url, res, key);
       if (range !== undefined) return rangeBody(BACKEND, url, res, range.offset, range.length, key);
       if (this.verifyReads) {
         const etag = unquoteEtag(res.headers['etag']);
         if (etag !== undefined && /^[0-9a-f]{32}$/.test(etag)) {
-          const got = md5(res.body).toString('hex');
+          const got = res.bodyMd5 ?? md5(res.body).toString('hex');
           if (got !== etag) throw new StoreError('unavailable', `s3 GET ${hostPort(url)}${url.pathname}: body MD5 ${got} is not its ETag ${etag}`, { key });
         }
       }

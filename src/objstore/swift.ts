@@ -77,6 +77,8 @@ export interface SwiftStoreStats {
 
 const BACKEND = 'swift';
 const LIST_LIMIT_MAX = 10_000;
+/** Puts at least this large hash while sending instead of before. */
+const HASH_WHILE_SENDING_BYTES = 1024 * 1024;
 
 function md5Hex(data: Uint8Array): string {
   return createHash('md5').update(data).digest('hex');
@@ -223,7 +225,7 @@ export class SwiftStore implements ObjectStore {
   private async call(
     method: HttpRequest['method'],
     key: string | undefined,
-    init: { headers?: Record<string, string>; body?: Uint8Array; query?: Record<string, string> } = {},
+    init: { headers?: Record<string, string>; body?: HttpRequest['body']; query?: Record<string, string>; md5Body?: boolean } = {},
   ): Promise<{ res: HttpResponse; url: URL }> {
     for (let attempt = 0; ; attempt++) {
       if (this.token === undefined) await this.refreshAuth(undefined);
@@ -233,7 +235,13 @@ export class SwiftStore implements ObjectStore {
       const res = await send(
         this.pools,
         BACKEND,
-        { method, url, headers: { ...init.headers, 'x-auth-token': token }, ...(init.body !== undefined ? { body: init.body } : {}) },
+        {
+          method,
+          url,
+          headers: { ...init.headers, 'x-auth-token': token },
+          ...(init.body !== undefined ? { body: init.body } : {}),
+          ...(init.md5Body === true ? { md5Body: true } : {}),
+        },
         key,
       );
       if (res.status === 401 && attempt === 0) {
@@ -270,32 +278,39 @@ export class SwiftStore implements ObjectStore {
 
   async put(key: string, data: Uint8Array, options?: PutOptions): Promise<ObjectInfo> {
     checkKey(key);
-    // Our own copy: the caller may reuse its buffer while we retry.
-    const body = Buffer.from(data);
-    const etag = md5Hex(body);
     const conditional = options?.ifNoneMatch === true;
+    const size = data.length;
+    // Small and conditional puts send their MD5 up front (Swift refuses a damaged body with 422).
+    // A large put hashes its pieces as they go out, so hashing overlaps the upload; the ETag
+    // Swift answers is compared afterwards, and a retry sends the now-known MD5 up front.
+    let etag: string | undefined = conditional || size < HASH_WHILE_SENDING_BYTES ? md5Hex(data) : undefined;
     let tries = 0;
     return this.retrying(`PUT ${key}`, async () => {
       tries++;
-      const headers: Record<string, string> = { etag, 'content-type': 'application/octet-stream' };
+      const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+      if (etag !== undefined) headers['etag'] = etag;
       if (conditional) headers['if-none-match'] = '*';
-      const { res, url } = await this.call('PUT', key, { headers, body });
+      const hash = etag === undefined ? createHash('md5') : undefined;
+      const { res, url } = await this.call('PUT', key, { headers, body: hash !== undefined ? { bytes: data, hash } : data });
+      // A 201 means Swift read every byte, so the hash saw them all.
+      if (hash !== undefined && res.status === 201) etag = hash.digest('hex');
       if (res.status === 412 && conditional && tries > 1) {
         // An earlier try may have created the object and lost its answer: it is ours if the
         // bytes are.
         const info = await this.head(key);
-        if (info !== null && info.etag === etag && info.size === body.length) return { key, size: body.length, etag };
+        if (info !== null && info.etag === etag && info.size === size) return { key, size, etag };
       }
       if (res.status === 422) {
         throw new StoreError('unavailable', `swift PUT ${hostPort(url)}${url.pathname}: the cluster got a body whose MD5 is not ${etag} (HTTP 422)`, { key, status: 422 });
       }
       if (res.status !== 201) throw statusError(BACKEND, 'PUT', url, res, key);
+      const sent = etag as string;
       const got = unquoteEtag(res.headers['etag']);
-      if (got !== undefined && got !== etag) {
-        throw new StoreError('unavailable', `swift PUT ${hostPort(url)}${url.pathname}: stored ETag ${got} is not the MD5 ${etag} of what was sent`, { key });
+      if (got !== undefined && got !== sent) {
+        throw new StoreError('unavailable', `swift PUT ${hostPort(url)}${url.pathname}: stored ETag ${got} is not the MD5 ${sent} of what was sent`, { key });
       }
-      if (conditional) await this.retrying(`HEAD ${key}`, () => this.confirmCreate(key, etag));
-      return { key, size: body.length, etag };
+      if (conditional) await this.retrying(`HEAD ${key}`, () => this.confirmCreate(key, sent));
+      return { key, size, etag: sent };
     });
   }
 
@@ -377,7 +392,7 @@ export class SwiftStore implements ObjectStore {
     return this.retrying(`GET ${key}`, async () => {
       const headers: Record<string, string> = {};
       if (range !== undefined) headers['range'] = `bytes=${range.offset}-${range.offset + range.length - 1}`;
-      const { res, url } = await this.call('GET', key, { headers });
+      const { res, url } = await this.call('GET', key, { headers, md5Body: range === undefined && this.verifyReads });
       if (res.status === 404) throw new StoreError('not_found', `swift: no object ${key} in ${this.container}`, { key, status: 404 });
       if (res.status === 416 && range !== undefined) return new Uint8Array(0);
       if (res.status !== 200 && res.status !== 206) throw statusError(BACKEND, 'GET', url, res, key);
@@ -391,7 +406,7 @@ export class SwiftStore implements ObjectStore {
     // Large-object manifests (SLO/DLO) carry quoted, non-MD5 ETags: only plain objects are checked.
     const etag = unquoteEtag(res.headers['etag']);
     if (etag === undefined || !/^[0-9a-f]{32}$/.test(etag) || res.headers['x-static-large-object'] !== undefined || res.headers['x-object-manifest'] !== undefined) return;
-    const got = md5Hex(res.body);
+    const got = res.bodyMd5 ?? md5Hex(res.body);
     if (got !== etag) throw new StoreError('unavailable', `swift GET ${hostPort(url)}${url.pathname}: body MD5 ${got} is not its ETag ${etag}`, { key });
   }
 
