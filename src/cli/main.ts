@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { runFsck, runGc, runMkfs, runStat } from './admin.ts';
 import { CliError, DEFAULT_STORE, DEFAULT_VOLUME, describe, logger } from './common.ts';
 import { registerSmbCommand } from './smb.ts';
+import { registerServeCommand } from './serve.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -162,6 +163,7 @@ async function mount(mountpoint: string, o: MountFlags): Promise<void> {
 }
 
 registerSmbCommand(program);
+registerServeCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -12,3 +12,4 @@
 export * from './types.ts';
 export { SiltFileSystem, openFileSystem, mkfs, rootIdentity, type FileSystemOptions, type OpenFileSystemOptions } from './filesystem.ts';
 export { permits } from './perm.ts';
+export { MountTable, effectiveIdentity, type Mount, type MountTableOptions } from './mounts.ts';

@@ -1,0 +1,186 @@
+/**
+ * `silt serve`: own a volume and serve it over JSON-RPC (docs/RPC.md).
+ *
+ * Opens the store and the volume (creating it with --mkfs), listens on 127.0.0.1:8091 unless
+ * told otherwise, and prints where. Every connection presents a token: --token, else SILT_TOKEN
+ * (or SILT_RPC_TOKEN), else a fresh random one written to a file readable only by its owner
+ * (mode 0600), whose path is printed. SIGINT/SIGTERM stop accepting, let in-flight calls finish,
+ * commit (fs.close()) and exit 0. If another server commits to the volume (it took the volume
+ * over), this one is fenced: it stops serving and exits 2.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Command, Option } from 'commander';
+import { MountTable, openFileSystem, type SiltFileSystem } from '../fs/index.ts';
+import { DEFAULT_RPC_PORT, parseAddress, startRpcServer } from '../rpc/index.ts';
+import { FsError } from '../util/errors.ts';
+import { CliError, DEFAULT_STORE, DEFAULT_VOLUME, connect, describe, logger } from './common.ts';
+
+export interface ServeFlags {
+  store: string;
+  volume: string;
+  mkfs: boolean;
+  listen: string;
+  token?: string;
+  tokenFile?: string;
+  syncOnClose: boolean;
+  flushIntervalMs?: string;
+  logLevel?: string;
+}
+
+/** Where a generated token goes unless --token-file says otherwise. */
+export function defaultTokenFile(host: string, port: number): string {
+  const dir = process.env['SILT_RUN_DIR'] ?? path.join(os.homedir(), '.silt');
+  return path.join(dir, `rpc-token-${host.replace(/[^A-Za-z0-9.-]/g, '_')}-${port}`);
+}
+
+function writeTokenFile(file: string, token: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, token + '\n', { mode: 0o600 });
+  fs.chmodSync(tmp, 0o600);
+  fs.renameSync(tmp, file);
+}
+
+export async function runServe(o: ServeFlags): Promise<void> {
+  const log = logger(o.logLevel);
+  let addr: { host: string; port: number };
+  try {
+    addr = parseAddress(o.listen);
+  } catch (e) {
+    throw new CliError(`--listen: ${(e as Error).message}`);
+  }
+  let flushIntervalMs: number | undefined;
+  if (o.flushIntervalMs !== undefined) {
+    flushIntervalMs = Number(o.flushIntervalMs);
+    if (!Number.isInteger(flushIntervalMs) || flushIntervalMs < 0) {
+      throw new CliError(`--flush-interval-ms must be a whole number of milliseconds, not ${o.flushIntervalMs}`);
+    }
+  }
+  let token = o.token ?? process.env['SILT_TOKEN'] ?? process.env['SILT_RPC_TOKEN'];
+  if (token !== undefined && token.length === 0) throw new CliError('the token must not be empty');
+
+  const store = await connect(o.store, o.mkfs);
+  let fsys: SiltFileSystem;
+  try {
+    fsys = await openFileSystem({
+      store,
+      volume: o.volume,
+      create: o.mkfs,
+      syncOnClose: o.syncOnClose,
+      logger: log,
+      ...(flushIntervalMs !== undefined && { flushIntervalMs }),
+    });
+  } catch (e) {
+    if (e instanceof FsError && e.errno === 'ENOENT' && !o.mkfs) {
+      throw new CliError(`volume '${o.volume}' does not exist in ${o.store} (create it with --mkfs)`);
+    }
+    throw describe(e, `cannot open volume '${o.volume}'`);
+  }
+
+  let tokenNote = '';
+  if (token === undefined) {
+    token = randomBytes(24).toString('base64url');
+    // Written once the port is known (a --listen port of 0 picks one).
+  }
+  const mounts = new MountTable([[o.volume, fsys]]);
+  let server: Awaited<ReturnType<typeof startRpcServer>>;
+  try {
+    server = await startRpcServer({ mounts, token, host: addr.host, port: addr.port, logger: log });
+  } catch (e) {
+    await fsys.close().catch(() => {});
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CliError(`cannot listen on ${o.listen}: ${code === 'EADDRINUSE' ? 'address in use (another silt serve?)' : (e as Error).message}`);
+  }
+  if (o.token === undefined && !process.env['SILT_TOKEN'] && !process.env['SILT_RPC_TOKEN']) {
+    const file = o.tokenFile ?? defaultTokenFile(server.host, server.port);
+    writeTokenFile(file, token);
+    tokenNote = `; token in ${file} (mode 0600)`;
+  } else {
+    tokenNote = '; token from ' + (o.token !== undefined ? '--token' : 'the environment');
+  }
+  const where = `${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`;
+  process.stdout.write(`silt: serving volume '${o.volume}' from ${o.store} over JSON-RPC on ${where} (pid ${process.pid})${tokenNote}\n`);
+  if (!['127.0.0.1', '::1', 'localhost'].includes(server.host)) {
+    log.warn('listening beyond loopback: the token and all data travel unencrypted; use a private network or a TLS tunnel');
+  }
+
+  let exitCode = 0;
+  let stopping: Promise<void> | undefined;
+  let markStopped = (): void => {};
+  const stopped = new Promise<void>((resolve) => {
+    markStopped = resolve;
+  });
+  const stop = (why: string, fenced = false): Promise<void> => {
+    stopping ??= (async () => {
+      log.info(`${why}: stopping`, { volume: o.volume });
+      clearInterval(fenceWatch);
+      await server.close();
+      if (fenced) {
+        exitCode = 2;
+        log.error('stopped: another server took this volume over (fenced); nothing more was committed', { volume: o.volume });
+        await fsys.close().catch(() => {});
+        return;
+      }
+      try {
+        await fsys.close();
+        log.info('committed and closed', { volume: o.volume, commit: fsys.volume.lastCommit.seq });
+      } catch (e) {
+        exitCode = 2;
+        log.error('final commit failed', { err: (e as Error).message });
+      }
+    })().finally(markStopped);
+    return stopping;
+  };
+  const fenceWatch = setInterval(() => {
+    if (fsys.volume.fenced) void stop('volume fenced', true);
+  }, 500);
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (++signals > 1) {
+      log.warn(`${sig} again: exiting without waiting for the commit`);
+      process.exit(130);
+    }
+    void stop(sig);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  await stopped;
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  process.exitCode = exitCode;
+  if (exitCode !== 0) throw new CliError(`stopped serving volume '${o.volume}'`, exitCode);
+  // Whatever handle a backend may still hold must not keep a stopped server alive.
+  setTimeout(() => process.exit(exitCode), 5000).unref();
+}
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('own a volume and serve it over JSON-RPC (docs/RPC.md) until SIGINT/SIGTERM')
+    .addOption(new Option('-s, --store <url>', 'object store URL').default(process.env['SILT_STORE'] ?? DEFAULT_STORE))
+    .addOption(new Option('-v, --volume <name>', 'volume name').default(process.env['SILT_VOLUME'] ?? DEFAULT_VOLUME))
+    .option('--mkfs', 'create the volume first if it does not exist', false)
+    .option('--listen <host:port>', 'address to listen on (port 0 picks a free one)', process.env['SILT_RPC_LISTEN'] ?? `127.0.0.1:${DEFAULT_RPC_PORT}`)
+    .option('--token <token>', 'shared secret clients present (default: $SILT_TOKEN, else a generated one written to a 0600 file)')
+    .option('--token-file <path>', 'where to write a generated token (default ~/.silt/rpc-token-HOST-PORT)')
+    .option('--sync-on-close', 'RpcRelease of a written file returns after a durable commit', false)
+    .option('--flush-interval-ms <ms>', 'commit dirty state at least this often (default 1000)')
+    .option('--log-level <level>', 'debug, info, warn or error')
+    .addHelpText(
+      'after',
+      `
+One server per volume: a second server that commits to the same volume is fenced (its commit's
+conditional create fails) and stops with exit code 2. Stop the owner (SIGTERM commits) before a
+standby takes over; a standby started after the owner died simply opens the last durable commit.
+
+Examples:
+  silt serve --store file:/srv/silt --mkfs
+  SILT_TOKEN=secret silt serve --store file:/srv/silt --listen 0.0.0.0:8091`,
+    )
+    .action(async (o: ServeFlags) => {
+      await runServe(o);
+    });
+}

@@ -1,0 +1,156 @@
+/**
+ * The JSON-RPC 2.0 dispatcher, independent of any socket: one request line in, one reply line
+ * out (or none for a notification). It never throws: every input, however malformed, yields a
+ * valid JSON-RPC reply, and every error carries `data: {errno, code}`. This is the one place
+ * where errors become JSON-RPC errors.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { MountTable } from '../fs/index.ts';
+import { FsError, asFsError, nullLogger, type Logger } from '../util/index.ts';
+import { UNAUTHENTICATED_METHODS, RpcAuthError, handlers, type CallContext, type Session } from './methods.ts';
+import { DEFAULT_LIMITS, RPC_ERROR, replyLine, rpcError, type RpcErrorObject, type RpcId } from './protocol.ts';
+import { describeIssues, methodParams, type MethodName } from './schema.ts';
+
+export interface DispatcherOptions {
+  mounts: MountTable;
+  /** The shared secret every connection presents (RpcAuth or RpcMount's token). */
+  token: string;
+  logger?: Logger;
+  batchMax?: number;
+  /** Names this server process (changes on restart); random if absent. */
+  serverId?: string;
+}
+
+const methodTable = new Map<string, MethodName>(Object.keys(methodParams).map((k) => [k, k as MethodName]));
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function validId(v: unknown): v is RpcId {
+  return v === null || typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
+}
+
+export class Dispatcher {
+  readonly mounts: MountTable;
+  readonly serverId: string;
+  private readonly tokenDigest: Buffer;
+  private readonly log: Logger;
+  private readonly batchMax: number;
+  private nextSession = 1;
+
+  constructor(opts: DispatcherOptions) {
+    if (opts.token.length === 0) throw new Error('the RPC token must not be empty');
+    this.mounts = opts.mounts;
+    this.tokenDigest = digest(opts.token);
+    this.log = opts.logger ?? nullLogger;
+    this.batchMax = opts.batchMax ?? DEFAULT_LIMITS.batchMax;
+    this.serverId = opts.serverId ?? randomBytes(8).toString('hex');
+  }
+
+  newSession(remote = 'local'): Session {
+    return { id: this.nextSession++, remote, authenticated: false, mountIds: new Set(), closeRequested: false };
+  }
+
+  /** The connection is gone: give back its mounts (and their pins and opens). */
+  async endSession(s: Session): Promise<void> {
+    const ids = [...s.mountIds];
+    s.mountIds.clear();
+    for (const id of ids) await this.mounts.unmount(id);
+  }
+
+  /** One request line (a JSON object or a batch array) -> the reply line, or undefined if none is due. */
+  async handleLine(s: Session, line: string): Promise<string | undefined> {
+    let msg: unknown;
+    try {
+      msg = JSON.parse(line);
+    } catch (e) {
+      return replyLine(null, { error: rpcError(RPC_ERROR.PARSE, `parse error: ${(e as Error).message}`, 'EINVAL') });
+    }
+    if (Array.isArray(msg)) {
+      if (msg.length === 0) return replyLine(null, { error: rpcError(RPC_ERROR.INVALID_REQUEST, 'empty batch', 'EINVAL') });
+      if (msg.length > this.batchMax) {
+        return replyLine(null, {
+          error: rpcError(RPC_ERROR.INVALID_REQUEST, `batch of ${msg.length} requests exceeds ${this.batchMax}`, 'E2BIG'),
+        });
+      }
+      const replies = await Promise.all(msg.map((m) => this.handleMessage(s, m)));
+      const out = replies.filter((r): r is string => r !== undefined);
+      return out.length ? `[${out.join(',')}]` : undefined;
+    }
+    return this.handleMessage(s, msg);
+  }
+
+  /** One request object -> its reply (undefined for a valid notification). */
+  async handleMessage(s: Session, msg: unknown): Promise<string | undefined> {
+    if (!isPlainObject(msg)) {
+      return replyLine(null, { error: rpcError(RPC_ERROR.INVALID_REQUEST, 'a request must be a JSON object', 'EINVAL') });
+    }
+    const hasId = Object.hasOwn(msg, 'id');
+    const id: RpcId = hasId && validId(msg['id']) ? msg['id'] : null;
+    const invalid = (why: string): string => replyLine(id, { error: rpcError(RPC_ERROR.INVALID_REQUEST, why, 'EINVAL') });
+    if (msg['jsonrpc'] !== '2.0') return invalid('"jsonrpc" must be "2.0"');
+    if (hasId && !validId(msg['id'])) return invalid('"id" must be a string, a number or null');
+    if (typeof msg['method'] !== 'string') return invalid('"method" must be a string');
+    for (const k of Object.keys(msg)) {
+      if (k !== 'jsonrpc' && k !== 'id' && k !== 'method' && k !== 'params') return invalid(`unknown member "${k.slice(0, 64)}"`);
+    }
+    const reply = await this.call(s, msg['method'], msg['params']);
+    // A notification (no id) gets no reply, even on error (JSON-RPC 2.0, section 4.1).
+    return hasId ? replyLine(id, reply) : undefined;
+  }
+
+  private async call(s: Session, method: string, rawParams: unknown): Promise<{ result: unknown } | { error: RpcErrorObject }> {
+    const name = methodTable.get(method);
+    if (!name) {
+      return { error: rpcError(RPC_ERROR.METHOD_NOT_FOUND, `method not found: ${method.slice(0, 64)}`, 'ENOSYS') };
+    }
+    if (rawParams !== undefined && !isPlainObject(rawParams)) {
+      return { error: rpcError(RPC_ERROR.INVALID_PARAMS, `${name}: params must be a JSON object (named parameters)`, 'EINVAL') };
+    }
+    if (!s.authenticated && !UNAUTHENTICATED_METHODS.has(name)) {
+      return { error: rpcError(RPC_ERROR.UNAUTHORIZED, `${name}: authenticate first (RpcAuth, or RpcMount with a token)`, 'EACCES') };
+    }
+    const parsed = methodParams[name].safeParse(rawParams ?? {});
+    if (!parsed.success) {
+      const d = describeIssues(parsed.error.issues);
+      return { error: rpcError(RPC_ERROR.INVALID_PARAMS, `${name}: invalid params: ${d.line}`, 'EINVAL', { issues: d.list }) };
+    }
+    const ctx: CallContext = { mounts: this.mounts, session: s, serverId: this.serverId, authenticate: (t) => this.authenticate(s, t) };
+    try {
+      const run = handlers[name] as (c: CallContext, p: unknown) => Promise<unknown>;
+      const result = await run(ctx, parsed.data);
+      // Catch unserialisable results (a bigint that escaped) here, as an internal error.
+      JSON.stringify(result);
+      return { result };
+    } catch (err) {
+      return { error: this.toRpcError(name, s, err) };
+    }
+  }
+
+  private authenticate(s: Session, token: string): void {
+    const ok = timingSafeEqual(digest(token), this.tokenDigest);
+    if (!ok) {
+      s.closeRequested = true;
+      this.log.warn('rpc: bad token; closing the connection', { remote: s.remote });
+      throw new RpcAuthError('bad token');
+    }
+    s.authenticated = true;
+  }
+
+  /** The one place where an error becomes a JSON-RPC error object. */
+  private toRpcError(method: MethodName, s: Session, err: unknown): RpcErrorObject {
+    if (err instanceof RpcAuthError) return rpcError(RPC_ERROR.UNAUTHORIZED, `${method}: ${err.message}`, 'EACCES');
+    if (err instanceof FsError) return rpcError(RPC_ERROR.FS, err.message, err.errno);
+    if (err instanceof Error && (err.name === 'StoreError' || err.name === 'CorruptionError')) {
+      const e = asFsError(err);
+      return rpcError(RPC_ERROR.FS, e.message, e.errno);
+    }
+    this.log.error('rpc: internal error', { method, remote: s.remote, err: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    return rpcError(RPC_ERROR.INTERNAL, `${method}: internal error: ${err instanceof Error ? err.message : String(err)}`, 'EIO');
+  }
+}
