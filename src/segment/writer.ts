@@ -250,8 +250,13 @@ export class LogSegmentWriter {
     } catch (err) {
       if (!(err instanceof StoreError && err.kind === 'precondition_failed')) throw err;
       // Our own earlier attempt may have landed with its answer lost: same bytes means success.
-      const existing = await this.store.get(s.key).catch(() => undefined);
-      if (!existing || !sameBytes(existing, s.bytes)) {
+      // A failed or cut-short GET proves nothing either way: it fails this attempt (the commit
+      // stays pending and the next sync retries), it must not fence the volume.
+      const existing = await this.store.get(s.key);
+      if (existing.length < s.bytes.length && sameBytes(existing, s.bytes.subarray(0, existing.length))) {
+        throw new StoreError('unavailable', `${s.key}: short read while checking an earlier attempt`, { key: s.key });
+      }
+      if (!sameBytes(existing, s.bytes)) {
         throw new StoreError(
           'precondition_failed',
           `commit ${s.key} was written by another server: this volume is now owned elsewhere (fenced)`,
