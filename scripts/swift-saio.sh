@@ -29,7 +29,8 @@
 #   SWIFT_UPDATERS [1]        also run the container/object updaters (account stats, listings
 #                              that missed an update under load); 0 = skip them
 #   SWIFT_UPDATER_INTERVAL [30] seconds between updater sweeps (each costs ~0.7 s CPU)
-#   SWIFT_LOG_LEVEL [INFO]    SWIFT_START_TIMEOUT [60] seconds
+#   SWIFT_LOG_LEVEL [INFO]    SWIFT_START_TIMEOUT [120] seconds (a start takes 3-6 s idle, 25-35 s on a
+#                              machine loaded 10x)
 #   SWIFT_INSTALL [auto]      auto: apt-get install when a binary is missing; 0: never; 1: always
 set -euo pipefail
 set +m   # no job control: "setsid cmd &" must exec in place so that $! is the server
@@ -74,7 +75,7 @@ STORAGE_WORKERS=${SWIFT_STORAGE_WORKERS:-1}
 LOG_LEVEL=${SWIFT_LOG_LEVEL:-INFO}
 UPDATERS=${SWIFT_UPDATERS:-1}
 UPDATER_INTERVAL=${SWIFT_UPDATER_INTERVAL:-30}
-START_TIMEOUT=${SWIFT_START_TIMEOUT:-60}
+START_TIMEOUT=${SWIFT_START_TIMEOUT:-120}
 INSTALL=${SWIFT_INSTALL:-auto}
 PART_POWER=10
 PY=/usr/bin/python3          # Debian's python (swift is installed for it, not for pyenv & co)
@@ -283,6 +284,9 @@ pipeline = healthcheck object-server
 
 [app:object-server]
 use = egg:swift#object
+# a loaded test machine: a container update slower than the default 1 s becomes an async pending,
+# and the object is missing from listings until the next updater sweep
+container_update_timeout = 10
 
 [object-updater]
 log_name = object-updater
@@ -348,6 +352,8 @@ allow_account_management = true
 # single node: a backend that refused connections (e.g. still starting) must
 # not stay "error limited" for the default 60 s
 error_suppression_interval = 1
+# loopback backends on a busy machine can take longer than the default 0.5 s to accept
+conn_timeout = 2
 
 [filter:tempauth]
 use = egg:swift#tempauth
