@@ -1,5 +1,5 @@
 import type { ObjectStore } from '../objstore/index.ts';
-import { Volume, type VolumeOptions } from '../headhunter/index.ts';
+import { Volume, collectGarbage, type VolumeOptions } from '../headhunter/index.ts';
 import { Inodes, ROOT_INO, type Inode, type InodeLayerOptions } from '../inode/index.ts';
 import {
   FILE_SIZE_MAX,
@@ -53,6 +53,8 @@ export interface FileSystemOptions {
   volume: Partial<VolumeOptions>;
   inode: Partial<InodeLayerOptions>;
   logger: Logger;
+  /** Background gc: a pass this often (0 disables); objects are deleted one pass after they die. */
+  gcIntervalMs: number;
 }
 
 const ROOT: Identity = { uid: 0, gid: 0, groups: [] };
@@ -65,6 +67,8 @@ export class SiltFileSystem implements FileSystem {
   readonly inodes: Inodes;
   readonly syncOnClose: boolean;
   private readonly log: Logger;
+  private gcTimer: NodeJS.Timeout | null = null;
+  private gcRunning = false;
 
   constructor(
     readonly volume: Volume,
@@ -74,10 +78,30 @@ export class SiltFileSystem implements FileSystem {
     this.syncOnClose = opts.syncOnClose ?? false;
     this.log = opts.logger ?? volume.log;
     this.inodes.start();
+    const gcMs = opts.gcIntervalMs ?? 60_000;
+    if (gcMs > 0) {
+      this.gcTimer = setInterval(() => void this.backgroundGc(gcMs), gcMs);
+      this.gcTimer.unref();
+    }
+  }
+
+  /** One background gc pass, never two at once; the grace period is one interval. */
+  private async backgroundGc(graceMs: number): Promise<void> {
+    if (this.gcRunning || this.volume.fenced) return;
+    this.gcRunning = true;
+    try {
+      const r = await collectGarbage(this.volume, { graceMs });
+      if (r.deleted > 0) this.log.info('gc reclaimed space', { deleted: r.deleted, bytesFreed: r.bytesFreed });
+    } catch (err) {
+      this.log.warn('background gc failed; will try again', { err: err instanceof Error ? err.message : String(err) });
+    } finally {
+      this.gcRunning = false;
+    }
   }
 
   /** Final commit and stop the flusher. */
   async close(): Promise<void> {
+    if (this.gcTimer) clearInterval(this.gcTimer);
     this.inodes.stop();
     await this.volume.close();
   }
@@ -707,6 +731,8 @@ export interface OpenFileSystemOptions {
   syncOnClose?: boolean;
   logger?: Logger;
   inode?: Partial<InodeLayerOptions>;
+  /** Background gc interval (default 60 s; 0 disables). */
+  gcIntervalMs?: number;
   volume?: string;
   /** Create the volume if it does not exist. */
   create?: boolean;
@@ -733,7 +759,12 @@ export async function openFileSystem(o: OpenFileSystemOptions): Promise<SiltFile
   }
   const inodeOpts: Partial<InodeLayerOptions> = { ...o.inode };
   if (o.flushIntervalMs !== undefined) inodeOpts.flushIntervalMs = o.flushIntervalMs;
-  return new SiltFileSystem(volume, { syncOnClose: o.syncOnClose ?? false, logger, inode: inodeOpts });
+  return new SiltFileSystem(volume, {
+    syncOnClose: o.syncOnClose ?? false,
+    logger,
+    inode: inodeOpts,
+    ...(o.gcIntervalMs !== undefined ? { gcIntervalMs: o.gcIntervalMs } : {}),
+  });
 }
 
 export { ROOT as rootIdentity };
