@@ -204,10 +204,11 @@ export class BTree<K, V> {
 
   /** Insert or replace. */
   async put(k: K, v: V): Promise<void> {
-    const w = new ByteWriter(64);
+    const w = this.scratchWriter();
+    const start = w.length;
     this.kc.encode(k, w);
     this.vc.encode(v, w);
-    const size = w.length;
+    const size = w.length - start;
     await this.run(() => {
       const path = this.descend(k);
       const leaf = path.nodes[path.nodes.length - 1] as LeafNode<K, V>;
@@ -313,11 +314,12 @@ export class BTree<K, V> {
   /**
    * Release every stored node of this tree (reading internal nodes it must), including superseded
    * versions not yet released by a flush. All reads happen before the first release, so a failed
-   * read releases nothing. The tree is unusable afterwards.
+   * read releases nothing. The tree is unusable afterwards. The caller must not mutate or flush the
+   * tree while destroy is in progress.
    */
   async destroy(): Promise<void> {
     this.assertUsable();
-    const locs: NodeLoc[] = [...this.pendingRelease];
+    const locs: NodeLoc[] = [];
     const walk = async (c: Child<K, V>, level: number | undefined): Promise<void> => {
       let node: Node<K, V> | undefined;
       if (isNode(c)) {
@@ -332,6 +334,8 @@ export class BTree<K, V> {
       }
     };
     await walk(this.rootRef, undefined);
+    this.assertUsable();
+    locs.push(...this.pendingRelease);
     if (isNode(this.rootRef)) this.detachSubtree(this.rootRef);
     this.destroyed = true;
     this.pendingRelease = [];
@@ -641,9 +645,15 @@ export class BTree<K, V> {
   }
 
   private keySize(k: K): number {
-    const w = new ByteWriter(64);
+    const w = this.scratchWriter();
+    const start = w.length;
     this.kc.encode(k, w);
-    return w.length;
+    return w.length - start;
+  }
+
+  private scratchWriter(): ByteWriter {
+    if (scratch.length > SCRATCH_BYTES) scratch = new ByteWriter(2 * SCRATCH_BYTES);
+    return scratch;
   }
 
   /**
@@ -843,7 +853,7 @@ export class BTree<K, V> {
       const vals = [...left.vals, ...right.vals];
       const sizes = [...left.sizes, ...right.sizes];
       const pre = prefixSums(sizes);
-      const c = this.bestCut(n, (a, b) => NODE_HEADER_BYTES + (pre[b] as number) - (pre[a] as number));
+      const c = this.bestCut(n, 2, left.count, (a, b) => NODE_HEADER_BYTES + (pre[b] as number) - (pre[a] as number));
       if (c === left.count) return;
       this.markDirty(left);
       this.markDirty(right);
@@ -879,7 +889,7 @@ export class BTree<K, V> {
       const pre = prefixSums(w);
       const bytesOf = (a: number, b: number): number =>
         NODE_HEADER_BYTES + (pre[b] as number) - (pre[a] as number) - (a > 0 ? (ksizes[a - 1] as number) : 0);
-      const c = this.bestCut(n, bytesOf);
+      const c = this.bestCut(n, 4, left.count, bytesOf);
       if (c === left.count) return;
       this.markDirty(left);
       this.markDirty(right);
@@ -899,12 +909,19 @@ export class BTree<K, V> {
     }
   }
 
-  /** The single cut of [0, n) into two non-empty pieces minimizing the larger piece. */
-  private bestCut(n: number, bytesOf: (a: number, b: number) => number): number {
+  /**
+   * The cut of [0, n) into two non-empty pieces minimizing the larger piece, among cuts where both
+   * pieces are legal (fit in nodeBytesMax, or are too small to split: fewer than `minSplit` entries).
+   * Returns `current` if no cut is legal, so redistribution never creates an overfull node.
+   */
+  private bestCut(n: number, minSplit: number, current: number, bytesOf: (a: number, b: number) => number): number {
+    const legal = (a: number, b: number): boolean =>
+      b - a <= NODE_COUNT_MAX && (b - a < minSplit || bytesOf(a, b) <= this.nodeBytesMax);
     const side = n >= 4 ? 2 : 1;
-    let best = side;
+    let best = current;
     let bestCost = Infinity;
     for (let c = side; c <= n - side; c++) {
+      if (!legal(0, c) || !legal(c, n)) continue;
       const cost = Math.max(bytesOf(0, c), bytesOf(c, n));
       if (cost < bestCost) {
         bestCost = cost;
@@ -929,6 +946,13 @@ export class BTree<K, V> {
     return n.loc;
   }
 }
+
+/**
+ * One writer shared by all trees, used only to measure encoded sizes synchronously (ByteWriter has
+ * no reset): entries are appended and the length difference taken; replaced once past SCRATCH_BYTES.
+ */
+const SCRATCH_BYTES = 64 * 1024;
+let scratch = new ByteWriter(2 * SCRATCH_BYTES);
 
 function ensure(cond: boolean, msg: string): asserts cond {
   if (!cond) throw new AssertionError(`btree check: ${msg}`);
