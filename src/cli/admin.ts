@@ -176,3 +176,48 @@ export async function runGc(f: StoreFlags & { dryRun: boolean; force: boolean; j
     await store.close();
   }
 }
+
+/**
+ * snapshot create|list|delete. Creating or deleting commits to the volume, so (as with gc) it
+ * refuses a volume that committed in the last 30 s, which may be served by another process:
+ * a second writer would be fenced or fence the server. Served volumes use RpcSnapShotCreate.
+ */
+export async function runSnapshot(
+  action: string,
+  name: string | undefined,
+  f: StoreFlags & { force: boolean; json: boolean },
+): Promise<void> {
+  validate(f.volume);
+  if (!['create', 'list', 'delete'].includes(action)) throw new CliError(`unknown snapshot action ${action}: use create, list or delete`);
+  if (action !== 'list' && !name) throw new CliError(`snapshot ${action} needs a NAME`);
+  const store = await connect(f.store);
+  try {
+    const v = await Volume.open(store, f.volume, {});
+    if (action === 'list') {
+      if (f.json) process.stdout.write(JSON.stringify(v.snapshots, null, 2) + '\n');
+      else if (v.snapshots.length === 0) process.stdout.write(`volume ${f.volume} has no snapshots\n`);
+      else for (const s of v.snapshots) process.stdout.write(`${s.name}\tcommit ${s.seq}\t${new Date(s.createdMs).toISOString()}\n`);
+      return;
+    }
+    const ageMs = Date.now() - v.lastCommit.timeMs;
+    if (ageMs < 30_000 && !f.force) {
+      throw new CliError(
+        `volume ${f.volume} committed ${formatAge(ageMs)} ago: it may be served by another process; ` +
+          `use the server (RpcSnapShotCreate), wait until it is idle, or pass --force.`,
+      );
+    }
+    if (action === 'create') {
+      const s = await v.createSnapshot(name!);
+      process.stdout.write(`Created snapshot ${s.name} of volume ${f.volume} (commit ${s.seq}).\n` +
+        `Mount it read-only with: npx silt mount --store ${f.store} --volume ${f.volume} --snapshot ${s.name} MOUNTPOINT\n`);
+    } else {
+      await v.deleteSnapshot(name!);
+      process.stdout.write(`Deleted snapshot ${name} of volume ${f.volume}; silt gc reclaims its space.\n`);
+    }
+    await v.close();
+  } catch (err) {
+    throw describe(err, `snapshot ${action}`);
+  } finally {
+    await store.close();
+  }
+}

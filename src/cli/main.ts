@@ -5,7 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { runFsck, runGc, runMkfs, runStat } from './admin.ts';
+import { runFsck, runGc, runMkfs, runSnapshot, runStat } from './admin.ts';
 import { CliError, DEFAULT_STORE, DEFAULT_VOLUME, describe, logger } from './common.ts';
 import { registerSmbCommand } from './smb.ts';
 import { registerServeCommand } from './serve.ts';
@@ -82,6 +82,20 @@ program
   .addHelpText('after', '\nExample:\n  silt gc --store file:/tmp/v --dry-run')
   .action(async (o: { store: string; volume: string; dryRun: boolean; force: boolean; json: boolean }) => {
     await runGc(o);
+  });
+
+program
+  .command('snapshot')
+  .description('create, list or delete read-only snapshots of a volume (nothing is copied)')
+  .argument('<action>', 'create, list or delete')
+  .argument('[name]', 'snapshot name')
+  .addOption(storeOption())
+  .addOption(volumeOption())
+  .option('--force', 'create/delete even if the volume committed in the last 30 s', false)
+  .option('--json', 'list as JSON', false)
+  .addHelpText('after', '\nExamples:\n  silt snapshot create nightly --store file:/tmp/v\n  silt snapshot list --store file:/tmp/v')
+  .action(async (action: string, name: string | undefined, o: { store: string; volume: string; force: boolean; json: boolean }) => {
+    await runSnapshot(action, name, o);
   });
 
 interface MountFlags {

@@ -79,7 +79,7 @@ export class SiltFileSystem implements FileSystem {
     this.log = opts.logger ?? volume.log;
     this.inodes.start();
     const gcMs = opts.gcIntervalMs ?? 60_000;
-    if (gcMs > 0) {
+    if (gcMs > 0 && volume.readOnlySnapshot === undefined) {
       this.gcTimer = setInterval(() => void this.backgroundGc(gcMs), gcMs);
       this.gcTimer.unref();
     }
@@ -733,6 +733,8 @@ export interface OpenFileSystemOptions {
   inode?: Partial<InodeLayerOptions>;
   /** Background gc interval (default 60 s; 0 disables). */
   gcIntervalMs?: number;
+  /** Open this snapshot read-only instead of the newest commit. */
+  snapshot?: string;
   volume?: string;
   /** Create the volume if it does not exist. */
   create?: boolean;
@@ -752,7 +754,10 @@ export async function openFileSystem(o: OpenFileSystemOptions): Promise<SiltFile
   const volOpts: Partial<VolumeOptions> = { logger, ...o.volumeOptions };
   let volume: Volume;
   try {
-    volume = await Volume.open(o.store, name, volOpts);
+    volume =
+      o.snapshot !== undefined
+        ? await Volume.openSnapshot(o.store, name, o.snapshot, volOpts)
+        : await Volume.open(o.store, name, volOpts);
   } catch (err) {
     if (!(o.create && err instanceof FsError && err.errno === 'ENOENT')) throw err;
     volume = await mkfs(o.store, name, volOpts);

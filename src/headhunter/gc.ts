@@ -3,7 +3,7 @@ import { listAll } from '../objstore/index.ts';
 import { commitSegmentId, dataSegmentId, isCommitSegment } from '../segment/index.ts';
 import type { CommitRecord } from './commit.ts';
 import { readCommit, segStatsValue, type Volume } from './volume.ts';
-import { CorruptionError } from '../util/index.ts';
+import { CorruptionError, assert } from '../util/index.ts';
 
 export interface GcOptions {
   /** The newest commits are always kept (fallback if the newest turns out damaged). Default 4. */
@@ -52,9 +52,11 @@ const firstSeen = new WeakMap<Volume, Map<string, number>>();
  * - anything still in memory in this process.
  * Unreferenced data segments below the high-water mark are garbage by construction: every data
  * segment allocated before a commit was sealed is either referenced by it or dead.
- * Snapshots, when they exist, will add their own roots to the protected set.
+ * - everything a snapshot references (its retained commit's segment table).
  */
 export async function collectGarbage(vol: Volume, opts: GcOptions = {}): Promise<GcReport> {
+  // A snapshot view sees an old commit: collecting from it would delete what newer commits use.
+  assert(vol.readOnlySnapshot === undefined, 'gc on a snapshot view');
   const keep = opts.keepCommits ?? 4;
   const grace = opts.graceMs ?? 0;
   await vol.updateHead();
@@ -91,8 +93,13 @@ export async function collectGarbage(vol: Volume, opts: GcOptions = {}): Promise
       if (!(err instanceof CorruptionError)) throw err; // a missing or damaged old commit protects nothing
     }
   }
-  for (const s of commit.snapshots) protectedSegs.add(commitSegmentId(s.seq));
+  // A snapshot is a retained commit: its segment table names exactly the segments it references.
+  for (const s of commit.snapshots) {
+    protectedSegs.add(commitSegmentId(s.seq));
+    await protectCommit(await readCommit(vol.store, vol.prefix, s.seq));
+  }
   const minCommitKept = Math.min(headSeq, commit.seq - keep + 1);
+  const snapshotSeqs = new Set(commit.snapshots.map((s) => s.seq));
   const report: GcReport = {
     objectsScanned: 0,
     bytesScanned: 0,
@@ -125,7 +132,7 @@ export async function collectGarbage(vol: Volume, opts: GcOptions = {}): Promise
       const keepIt =
         protectedSegs.has(id) ||
         vol.writer.isInMemory(id) ||
-        (isCommitSegment(id) ? n >= minCommitKept || n > commit.seq : n >= commit.nonceNext);
+        (isCommitSegment(id) ? n >= minCommitKept || snapshotSeqs.has(n) : n >= commit.nonceNext);
       if (keepIt) {
         storedBytes += o.size;
         continue;

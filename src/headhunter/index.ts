@@ -15,6 +15,7 @@ export {
   defaultVolumeOptions,
   readCommit,
   validateVolumeName,
+  validateSnapshotName,
   segStatsValue,
   type VolumeOptions,
   type SegmentStats,

@@ -8,6 +8,7 @@ import {
   SegmentReader,
   TRAILER_BYTES,
   commitKey,
+  hex16,
   commitSegmentId,
   decodeRecord,
   decodeTrailer,
@@ -24,7 +25,7 @@ import {
   nullLogger,
   type Logger,
 } from '../util/index.ts';
-import { COMMIT_VERSION, decodeCommit, encodeCommit, type CommitRecord } from './commit.ts';
+import { COMMIT_VERSION, decodeCommit, encodeCommit, type CommitRecord, type SnapshotRef } from './commit.ts';
 
 export interface VolumeOptions {
   /** Data segments close at this size. */
@@ -73,6 +74,12 @@ export function validateVolumeName(name: string): void {
   }
 }
 
+export function validateSnapshotName(name: string): void {
+  if (!VOLUME_NAME.test(name)) {
+    throw new FsError('EINVAL', `bad snapshot name ${JSON.stringify(name)}: use 1-64 of A-Z a-z 0-9 . _ - (not starting with . _ -)`);
+  }
+}
+
 interface SuperBlock {
   format: 'silt';
   version: number;
@@ -114,6 +121,9 @@ export class Volume {
   private closed = false;
   /** The last durable commit. */
   lastCommit: CommitRecord;
+  private snapshotList: SnapshotRef[];
+  /** Set when this is a read-only view of a snapshot: every mutation gets EROFS, nothing is written. */
+  readOnlySnapshot: string | undefined;
   inodeCount: number;
   readonly log: Logger;
   readonly failpoints: Failpoints;
@@ -130,6 +140,7 @@ export class Volume {
     this.log = opts.logger;
     this.failpoints = opts.failpoints;
     this.lastCommit = commit;
+    this.snapshotList = commit.snapshots;
     this.nonce = commit.nonceNext;
     this.inodeCount = commit.inodeCount;
     this.headSeq = commit.seq;
@@ -213,6 +224,7 @@ export class Volume {
 
   /** Throws EROFS once the volume has been fenced or closed. Mutations call it first. */
   checkWritable(): void {
+    if (this.readOnlySnapshot !== undefined) throw new FsError('EROFS', `snapshot ${this.readOnlySnapshot} is read-only`);
     if (this.fencedError) throw new FsError('EROFS', this.fencedError.message, { cause: this.fencedError });
     if (this.closed) throw new FsError('EROFS', 'volume is closed');
   }
@@ -264,7 +276,7 @@ export class Volume {
           inodeTableRoot,
           segmentTableRoot,
           inodeCount: this.inodeCount,
-          snapshots: this.lastCommit.snapshots,
+          snapshots: this.snapshotList,
         };
         return encodeCommit(record);
       });
@@ -310,6 +322,47 @@ export class Volume {
       .catch((err: unknown) => this.log.warn('head hint update failed', { err: errMessage(err) }));
   }
 
+  /** Snapshots as the next commit will record them. */
+  get snapshots(): readonly SnapshotRef[] {
+    return this.snapshotList;
+  }
+
+  /**
+   * Retain the newest durable commit under a name (after committing everything changed so far).
+   * Nothing is copied: the snapshot keeps that commit's trees, and gc keeps what they reference.
+   */
+  async createSnapshot(name: string): Promise<SnapshotRef> {
+    validateSnapshotName(name);
+    this.checkWritable();
+    await this.sync();
+    const snap = await this.lock.run(async () => {
+      if (this.snapshotList.some((s) => s.name === name)) throw new FsError('EEXIST', `snapshot ${name} exists`);
+      if (this.snapshotList.length >= 1000) throw new FsError('ENOSPC', 'a volume keeps at most 1000 snapshots');
+      const ref: SnapshotRef = {
+        name,
+        seq: this.lastCommit.seq,
+        createdMs: Date.now(),
+        inodeTableRoot: this.lastCommit.inodeTableRoot,
+      };
+      this.snapshotList = [...this.snapshotList, ref];
+      this.markChanged();
+      return ref;
+    });
+    await this.sync();
+    return snap;
+  }
+
+  /** Forget a snapshot (durably); gc then reclaims what only it referenced. */
+  async deleteSnapshot(name: string): Promise<void> {
+    this.checkWritable();
+    await this.lock.run(async () => {
+      if (!this.snapshotList.some((s) => s.name === name)) throw new FsError('ENOENT', `no snapshot ${name}`);
+      this.snapshotList = this.snapshotList.filter((s) => s.name !== name);
+      this.markChanged();
+    });
+    await this.sync();
+  }
+
   /** The sequence the `head` hint names (recovery probes forward from it). */
   get headHintSeq(): number {
     return this.headSeq;
@@ -329,7 +382,7 @@ export class Volume {
   /** Final commit, then stop. Further mutations get EROFS. */
   async close(): Promise<void> {
     if (this.closed) return;
-    if (!this.fencedError) {
+    if (!this.fencedError && this.readOnlySnapshot === undefined) {
       await this.sync();
       if (this.lastCommit.seq !== this.headSeq) this.writeHead(this.lastCommit.seq);
       await this.headWrite;
@@ -387,6 +440,23 @@ export class Volume {
     return v;
   }
 
+  /** A read-only view of a snapshot: the volume as of the commit the snapshot retains. */
+  static async openSnapshot(store: ObjectStore, name: string, snapshot: string, opts: Partial<VolumeOptions>): Promise<Volume> {
+    const current = await Volume.open(store, name, opts);
+    const snap = current.snapshots.find((s) => s.name === snapshot);
+    if (!snap) {
+      const names = current.snapshots.map((s) => s.name).join(', ') || 'none';
+      throw new FsError('ENOENT', `volume ${name} has no snapshot ${snapshot} (snapshots: ${names})`);
+    }
+    const commit = await readCommit(store, `${name}/`, snap.seq);
+    const o = { ...defaultVolumeOptions, ...opts };
+    const v = new Volume(store, name, o, commit, current.writer.nextSeq);
+    v.readOnlySnapshot = snapshot;
+    v.inodeTable = BTree.open(v.nodeStore, u64Key, bytesValue, commit.inodeTableRoot, { owner: 0 });
+    v.segTable = BTree.open(v.segTableStore, u64Key, segStatsValue, commit.segmentTableRoot, { owner: 0 });
+    return v;
+  }
+
   /** Open the newest valid commit of an existing volume (recovery). */
   static async open(store: ObjectStore, name: string, opts: Partial<VolumeOptions>): Promise<Volume> {
     validateVolumeName(name);
@@ -412,6 +482,10 @@ export class Volume {
           throw new CorruptionError(`commit ${seq} belongs to volume ${commit.volumeId}, not ${sb.volumeId}`);
         }
         const v = new Volume(store, name, o, commit, last + 1);
+        // Data segments at or above the high-water mark are left over from a crash (no durable
+        // commit references them): hand out numbers above them, so that creating a new data
+        // segment (never an overwrite) does not collide with one and fence us.
+        v.nonce = Math.max(v.nonce, await nextUnlistedDataNumber(store, prefix, commit.nonceNext));
         v.openWarnings.push(...warnings);
         for (const w of warnings) o.logger.warn(w);
         v.inodeTable = BTree.open(v.nodeStore, u64Key, bytesValue, commit.inodeTableRoot, { owner: 0 });
@@ -490,6 +564,21 @@ async function getExact(store: ObjectStore, key: string, offset: number, length:
     if (attempt >= 3) {
       throw new StoreError('unavailable', `${key}: short read at ${offset} (got ${bytes.length} of ${length} bytes)`, { key });
     }
+  }
+}
+
+/** One more than the highest `seg/<n>` object with n >= `from` (or `from` when there is none). */
+async function nextUnlistedDataNumber(store: ObjectStore, prefix: string, from: number): Promise<number> {
+  let next = from;
+  let after = from > 0 ? `${prefix}seg/${hex16(from - 1)}` : undefined;
+  for (;;) {
+    const page = await store.list(`${prefix}seg/`, after !== undefined ? { after } : {});
+    for (const o of page.objects) {
+      const n = parseInt(o.key.slice(prefix.length + 4), 16);
+      if (Number.isSafeInteger(n) && n >= next) next = n + 1;
+    }
+    if (page.next === undefined || page.objects.length === 0 || page.next === after) return next;
+    after = page.next;
   }
 }
 
