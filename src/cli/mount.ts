@@ -14,11 +14,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { openFileSystem } from '../fs/index.ts';
+import { openFileSystem, type SiltFileSystem } from '../fs/index.ts';
 import {
   abortConnection,
   cleanStaleMount,
   findMount,
+  probeMount,
   serveFuse,
   statWithTimeout,
   unmountFuse,
@@ -43,6 +44,8 @@ export interface RunMountOptions {
   logger: Logger;
   /** Called once the mount answers (foreground), e.g. to print where it is. */
   onReady?: (info: { mountpoint: string; pid: number }) => void;
+  /** Called with the live server and file system once mounted (foreground; tests, stats). */
+  onServer?: (server: FuseServer, fs: SiltFileSystem) => void;
 }
 
 /** Where pid files of running servers live (one per mountpoint). */
@@ -108,7 +111,7 @@ export async function runMount(opts: RunMountOptions): Promise<void> {
   await fs.promises.mkdir(mountpoint, { recursive: true });
 
   const store = await openStore(opts.store, { create: opts.mkfs });
-  let fsys: Awaited<ReturnType<typeof openFileSystem>>;
+  let fsys: SiltFileSystem;
   try {
     fsys = await openFileSystem({
       store,
@@ -170,6 +173,7 @@ export async function runMount(opts: RunMountOptions): Promise<void> {
   const st = await statWithTimeout(mountpoint, 10_000);
   if (!st.ok) log.warn('the new mount does not answer stat', { code: st.code });
   log.info('mounted', { volume: opts.volume, store: opts.store, mountpoint, pid: process.pid, syncOnClose: fsys.syncOnClose });
+  opts.onServer?.(server, fsys);
   opts.onReady?.({ mountpoint, pid: process.pid });
   if (process.env[CHILD_ENV] && process.send) {
     process.send({ ready: true, pid: process.pid });
@@ -194,7 +198,7 @@ export async function runMount(opts: RunMountOptions): Promise<void> {
 
 /** Start a detached server process running runMount in the foreground; resolve once it answers. */
 async function startBackground(opts: RunMountOptions): Promise<void> {
-  const { logger: _logger, onReady: _onReady, ...plain } = opts;
+  const { logger: _logger, onReady: _onReady, onServer: _onServer, ...plain } = opts;
   const childOpts = { ...plain, background: false };
   const lf = logFile(opts.mountpoint);
   fs.mkdirSync(path.dirname(lf), { recursive: true });
@@ -242,8 +246,7 @@ export async function runUmount(mountpoint: string, opts: { logger?: Logger; tim
     if (info && alive(info.pid)) await waitExit(info.pid, opts.timeoutMs ?? 120_000);
     throw new Error(`${abs} is not mounted`);
   }
-  const st = await statWithTimeout(abs, 5000);
-  if (!st.ok && (st.code === 'ENOTCONN' || st.code === 'ECONNABORTED')) {
+  if ((await probeMount(abs, 5000)) === 'stale') {
     await cleanStaleMount(abs);
     log?.info('cleaned a stale mount', { mountpoint: abs });
     return;

@@ -39,6 +39,7 @@ export {
   findMount,
   listMounts,
   mountFuse,
+  probeMount,
   setReadAhead,
   statWithTimeout,
   unmountFuse,

@@ -157,17 +157,30 @@ export function statWithTimeout(p: string, timeoutMs: number): Promise<{ ok: tru
 }
 
 /**
+ * Does a FUSE mount answer? Looks up a name that cannot be in the kernel's caches (a stat of the
+ * mountpoint itself may be answered from cached attributes for a while after the server died).
+ * 'live': the server answered; 'stale': ENOTCONN/ECONNABORTED (server gone); 'hung': no answer.
+ */
+export async function probeMount(mountpoint: string, timeoutMs = 3000): Promise<'live' | 'stale' | 'hung'> {
+  const probe = path.join(path.resolve(mountpoint), `.silt-probe-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+  const st = await statWithTimeout(probe, timeoutMs);
+  if (st.ok) return 'live';
+  if (st.code === 'ENOTCONN' || st.code === 'ECONNABORTED') return 'stale';
+  if (st.code === 'ETIMEDOUT') return 'hung';
+  return 'live'; // ENOENT (the usual answer), EACCES, ...: someone answered
+}
+
+/**
  * A mount left by a killed server answers "Transport endpoint is not connected" (ENOTCONN); a
- * plain umount clears it. Returns what it found: 'none', 'cleaned', or 'live' (someone serves it).
+ * plain umount clears it. Returns what it found: 'none', 'cleaned', or 'live' (someone serves it,
+ * or it hangs: we do not unmount a server that may only be slow).
  */
 export async function cleanStaleMount(mountpoint: string): Promise<'none' | 'cleaned' | 'live'> {
   const abs = path.resolve(mountpoint);
   const m = findMount(abs);
   if (!m) return 'none';
   if (!m.fstype.startsWith('fuse')) return 'live';
-  const st = await statWithTimeout(abs, 3000);
-  if (st.ok) return 'live';
-  if (st.code !== 'ENOTCONN' && st.code !== 'ECONNABORTED') return 'live';
+  if ((await probeMount(abs)) !== 'stale') return 'live';
   let r = await unmountFuse(abs);
   if (!r.ok) r = await unmountFuse(abs, { lazy: true });
   if (!r.ok) throw new Error(`cannot clean stale mount at ${abs}: ${r.message}`);

@@ -169,8 +169,10 @@ export class FuseSession {
   readonly closed: Promise<void>;
   /** Resolves once INIT is answered. */
   readonly initialized: Promise<ConnectionInfo>;
-  /** Requests answered, by opcode name (for tests and stats). */
+  /** Requests received, by opcode name (for tests and stats). */
   readonly counts = new Map<string, number>();
+  /** Largest WRITE payload and READ size seen (bytes). */
+  readonly sizes = { maxWriteBytes: 0, maxReadBytes: 0 };
 
   constructor(
     readonly fd: number,
@@ -336,6 +338,7 @@ export class FuseSession {
     const extlen = buf.readUInt16LE(36) * 8;
     const body = buf.subarray(SIZE.IN_HEADER, buf.length - extlen);
 
+    if (opcode !== Op.INIT) this.count(opcode);
     switch (opcode) {
       case Op.INIT:
         this.onInit(unique, body);
@@ -479,7 +482,6 @@ export class FuseSession {
     const f = this.fsys;
     const u = req.unique;
     const n = req.nodeid;
-    this.count(req.opcode);
     switch (req.opcode) {
       case Op.LOOKUP: {
         const [name] = cstring(b, 0);
@@ -559,6 +561,8 @@ export class FuseSession {
         return;
       }
       case Op.READ: {
+        const rsize = b.readUInt32LE(16);
+        if (rsize > this.sizes.maxReadBytes) this.sizes.maxReadBytes = rsize;
         const data = await f.read(req, n, u64(b, 0), u64(b, 8), b.readUInt32LE(16));
         this.send(u, 0, data);
         return;
@@ -567,6 +571,7 @@ export class FuseSession {
         const size = b.readUInt32LE(16);
         const data = b.subarray(SIZE.WRITE_IN, SIZE.WRITE_IN + size);
         if (data.length !== size) throw new WireError('short WRITE payload');
+        if (size > this.sizes.maxWriteBytes) this.sizes.maxWriteBytes = size;
         const written = await f.write(req, n, u64(b, 0), u64(b, 8), data, b.readUInt32LE(20));
         this.send(u, 0, encodeU32Out(written));
         return;
