@@ -3,7 +3,7 @@ import { listAll } from '../objstore/index.ts';
 import { commitSegmentId, dataSegmentId, isCommitSegment } from '../segment/index.ts';
 import type { CommitRecord } from './commit.ts';
 import { readCommit, segStatsValue, type Volume } from './volume.ts';
-import { CorruptionError, assert } from '../util/index.ts';
+import { CorruptionError, assert, metrics } from '../util/index.ts';
 
 export interface GcOptions {
   /** The newest commits are always kept (fallback if the newest turns out damaged). Default 4. */
@@ -166,5 +166,11 @@ export async function collectGarbage(vol: Volume, opts: GcOptions = {}): Promise
     for (const v of victims) storedBytes += v.size;
   }
   report.utilization = storedBytes > 0 ? Math.min(1, liveBytes / storedBytes) : 1;
+  if (!opts.dryRun) {
+    metrics.gcDeletedObjects.inc(report.deleted);
+    metrics.gcBytesFreed.inc(report.bytesFreed);
+    metrics.liveBytes.set(liveBytes);
+    metrics.storedBytes.set(storedBytes);
+  }
   return report;
 }

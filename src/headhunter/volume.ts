@@ -22,6 +22,7 @@ import {
   Mutex,
   StoreError,
   assert,
+  metrics,
   nullLogger,
   type Logger,
 } from '../util/index.ts';
@@ -236,6 +237,7 @@ export class Volume {
    */
   async sync(): Promise<void> {
     const target = this.changeSeq;
+    if (this.durableChangeSeq < target) metrics.syncWaiters.inc();
     while (this.durableChangeSeq < target) {
       if (this.fencedError) throw new FsError('EIO', this.fencedError.message, { cause: this.fencedError });
       if (!this.committing) {
@@ -283,15 +285,23 @@ export class Volume {
       assert(record !== undefined);
       return { c, covered, record };
     });
+    const endTimer = metrics.commitSeconds.startTimer();
     try {
       await this.writer.putCommit(sealed.c);
     } catch (err) {
+      metrics.commitFailures.inc();
       if (err instanceof StoreError && err.kind === 'precondition_failed') {
         this.fencedError = err;
         this.log.error('volume fenced: another server committed to it; refusing further writes', { err: err.message });
       }
       throw err;
     }
+    endTimer();
+    metrics.commits.inc();
+    metrics.commitBytes.inc(sealed.c.segment.bytes.length);
+    metrics.commitSequence.set(sealed.record.seq);
+    metrics.commitTimestamp.set(sealed.record.timeMs / 1000);
+    metrics.dirtyBytes.set(this.writer.bufferedBytes);
     this.lastCommit = sealed.record;
     this.durableChangeSeq = Math.max(this.durableChangeSeq, sealed.covered);
     if (sealed.record.seq - this.headSeq >= this.opts.headEveryCommits) this.writeHead(sealed.record.seq);
@@ -411,6 +421,7 @@ export class Volume {
         ifNoneMatch: store.capabilities.conditionalCreate,
       });
     } catch (err) {
+      metrics.commitFailures.inc();
       if (err instanceof StoreError && err.kind === 'precondition_failed') {
         throw new FsError('EEXIST', `volume ${name} already exists in ${store.capabilities.description}`, { cause: err });
       }

@@ -24,6 +24,7 @@ export {
   type StoreOp,
 } from './faulty.ts';
 export { LocalStore } from './local.ts';
+export { InstrumentedStore } from './instrumented.ts';
 export { withRetry, backoffMs, defaultRetryOptions, type RetryOptions } from './retry.ts';
 export { openStore, registerStoreScheme, dropMemoryStore, type OpenStoreOptions, type StoreOpener } from './url.ts';
 // Remote backends register their URL schemes (swift+http:, s3+http:, ...) when imported.

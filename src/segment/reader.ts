@@ -1,5 +1,5 @@
 import type { ObjectStore } from '../objstore/index.ts';
-import { CorruptionError, StoreError } from '../util/index.ts';
+import { CorruptionError, StoreError, metrics } from '../util/index.ts';
 import type { Loc } from './builder.ts';
 import { RECORD_HEADER_BYTES, RecordType, decodeRecord, decodeRecordHeader, segmentKey } from './format.ts';
 import type { LogSegmentWriter } from './writer.ts';
@@ -43,10 +43,12 @@ export class SegmentReader {
       this.cache.delete(ck);
       this.cache.set(ck, hit);
       this.counters.cacheHits++;
+      metrics.cacheHits.inc();
       this.maybePrefetch(loc);
       return hit.payload;
     }
     this.counters.cacheMisses++;
+    metrics.cacheMisses.inc();
     const sequential = this.lastEnd.get(loc.seg) === loc.off;
     const window = sequential ? Math.max(loc.len, this.opts.readAheadBytes) : loc.len;
     // Take the record from the window itself: the cache may already have evicted it (a window

@@ -11,3 +11,4 @@ export * from './crc.ts';
 export * from './bytes.ts';
 export * from './failpoints.ts';
 export * from './posix.ts';
+export * from './metrics.ts';
