@@ -294,7 +294,7 @@ export class FsBridge implements RawFileSystem {
     return { fh, openFlags: FOPEN.KEEP_CACHE };
   }
 
-  async create(req: FuseRequest, parent: number, name: string, mode: number, flags: number): Promise<CreateOut> {
+  async create(req: FuseRequest, parent: number, name: string, mode: number, flags: number, _openFlags: number): Promise<CreateOut> {
     const who = this.who(req);
     const openFlags = flags & ~(O_CREAT | O_EXCL);
     let attr: Attr;

@@ -86,6 +86,11 @@ export const WANTED_INIT_FLAGS =
   Init.ASYNC_DIO;
 
 const PAGE = 4096;
+
+function u64Safe(b: Buffer, off: number): number {
+  const v = b.readBigUInt64LE(off);
+  return v > BigInt(Number.MAX_SAFE_INTEGER) ? 0 : Number(v);
+}
 /** Room for the in-header and write_in in front of a max-size WRITE (libfuse's 4 KiB). */
 const HEADER_ROOM = 4096;
 /** Interrupts for requests we have not seen yet; bounded. */
@@ -203,8 +208,17 @@ export class FuseSession {
     for (let i = 0; i < this.readerCount; i++) {
       const w = new Worker(READER_SOURCE, { eval: true, workerData: { fd: this.fd, size } });
       w.on('message', (m: ArrayBuffer | { end: string }) => {
-        if (m instanceof ArrayBuffer) this.onRequest(Buffer.from(m));
-        else this.onReaderEnd(m.end);
+        if (!(m instanceof ArrayBuffer)) {
+          this.onReaderEnd(m.end);
+          return;
+        }
+        try {
+          this.onRequest(Buffer.from(m));
+        } catch (e) {
+          // Only a malformed request gets here (handlers reject, they do not throw): never crash.
+          this.logger.error('fuse: cannot handle request', { error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+          if (m.byteLength >= 16) this.send(u64Safe(Buffer.from(m), 8), EINVAL);
+        }
       });
       w.on('error', (e) => {
         this.logger.error('fuse reader failed', { error: String(e) });
