@@ -17,6 +17,7 @@ export {
   validateVolumeName,
   validateSnapshotName,
   segStatsValue,
+  SEGMENT_TABLE_OWNER,
   type VolumeOptions,
   type SegmentStats,
   type CommitHook,

@@ -62,6 +62,12 @@ export interface SegmentStats {
   liveBytes: number;
 }
 
+/**
+ * Owner recorded in the record headers of segment-table nodes (inode-table nodes record 0, other
+ * trees their inode), so the cleaner and fsck can tell every node record's tree from its summary.
+ */
+export const SEGMENT_TABLE_OWNER = Number.MAX_SAFE_INTEGER;
+
 export const segStatsValue: ValueCodec<SegmentStats> = {
   encode: (v, w) => void w.u8(v.kind).i64(BigInt(v.liveBytes)),
   decode: (r) => ({ kind: r.u8(), liveBytes: Number(r.i64()) }),
@@ -442,7 +448,7 @@ export class Volume {
     };
     const v = new Volume(store, name, o, genesis, 1);
     v.inodeTable = BTree.create(v.nodeStore, u64Key, bytesValue, { owner: 0 });
-    v.segTable = BTree.create(v.segTableStore, u64Key, segStatsValue, { owner: 0 });
+    v.segTable = BTree.create(v.segTableStore, u64Key, segStatsValue, { owner: SEGMENT_TABLE_OWNER });
     await v.lock.run(() => init(v));
     v.markChanged();
     await v.sync();
@@ -464,7 +470,7 @@ export class Volume {
     const v = new Volume(store, name, o, commit, current.writer.nextSeq);
     v.readOnlySnapshot = snapshot;
     v.inodeTable = BTree.open(v.nodeStore, u64Key, bytesValue, commit.inodeTableRoot, { owner: 0 });
-    v.segTable = BTree.open(v.segTableStore, u64Key, segStatsValue, commit.segmentTableRoot, { owner: 0 });
+    v.segTable = BTree.open(v.segTableStore, u64Key, segStatsValue, commit.segmentTableRoot, { owner: SEGMENT_TABLE_OWNER });
     return v;
   }
 
@@ -500,7 +506,7 @@ export class Volume {
         v.openWarnings.push(...warnings);
         for (const w of warnings) o.logger.warn(w);
         v.inodeTable = BTree.open(v.nodeStore, u64Key, bytesValue, commit.inodeTableRoot, { owner: 0 });
-        v.segTable = BTree.open(v.segTableStore, u64Key, segStatsValue, commit.segmentTableRoot, { owner: 0 });
+        v.segTable = BTree.open(v.segTableStore, u64Key, segStatsValue, commit.segmentTableRoot, { owner: SEGMENT_TABLE_OWNER });
         return v;
       } catch (err) {
         if (!(err instanceof CorruptionError)) throw err;
