@@ -420,6 +420,12 @@ export class Volume {
   ): Promise<Volume> {
     validateVolumeName(name);
     const o = { ...defaultVolumeOptions, ...opts };
+    // A volume whose superblock is lost still has its commits: a new superblock (a new volume id)
+    // would make every one of them unopenable. Refuse; the old one can be restored from a commit.
+    const existing = await store.list(`${name}/log/`, { limit: 1 });
+    if (existing.objects.length > 0) {
+      throw new FsError('EEXIST', `volume ${name} has commits in ${store.capabilities.description} but no superblock: restore ${name}/super, do not mkfs over it`);
+    }
     const volumeId = randomBytes(16).toString('hex');
     const sb: SuperBlock = { format: 'silt', version: 1, volumeId, name, createdMs: Date.now() };
     try {
