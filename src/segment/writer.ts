@@ -195,9 +195,10 @@ export class LogSegmentWriter {
 
   private async putData(s: SealedSegment): Promise<void> {
     this.opts.failpoints?.hit('before-data-put');
-    // Plain PUT: a data segment number may be reused after a crash only if no commit ever
-    // referenced it (see FORMAT.md), so overwriting it is harmless and retries are idempotent.
-    await this.store.put(s.key, s.bytes);
+    // Created, never overwritten (see FORMAT.md, "Nonces"): a second server on the volume that has
+    // not yet tried to commit hands out the same numbers, and a plain PUT of its segment would
+    // replace data that the first server's commits already reference, checksums and all.
+    await this.createOnce(s, 'data segment');
     this.opts.failpoints?.hit('after-data-put');
     this.stats.dataSegmentsPut++;
     this.stats.bytesPut += s.bytes.length;
@@ -241,6 +242,21 @@ export class LogSegmentWriter {
 
   private async putCommitSegment(s: SealedSegment): Promise<void> {
     this.opts.failpoints?.hit('before-commit-put');
+    await this.createOnce(s, 'commit');
+    this.opts.failpoints?.hit('after-commit-put');
+    this.stats.commitSegmentsPut++;
+    this.stats.bytesPut += s.bytes.length;
+    this.pendingCommits.delete(s.id);
+    this.recycle(s);
+  }
+
+  /**
+   * Create a segment object that must not exist yet (conditional create; HEAD then PUT where the
+   * store lacks it). An object already there with our bytes is our own earlier attempt whose
+   * answer was lost; with other bytes, another server is writing this volume: 'precondition_failed'
+   * (the volume fences itself on it).
+   */
+  private async createOnce(s: SealedSegment, what: string): Promise<void> {
     const conditional = this.store.capabilities.conditionalCreate;
     try {
       if (!conditional && (await this.store.head(s.key))) {
@@ -259,16 +275,11 @@ export class LogSegmentWriter {
       if (!sameBytes(existing, s.bytes)) {
         throw new StoreError(
           'precondition_failed',
-          `commit ${s.key} was written by another server: this volume is now owned elsewhere (fenced)`,
+          `${what} ${s.key} was written by another server: this volume is now owned elsewhere (fenced)`,
           { key: s.key, cause: err },
         );
       }
     }
-    this.opts.failpoints?.hit('after-commit-put');
-    this.stats.commitSegmentsPut++;
-    this.stats.bytesPut += s.bytes.length;
-    this.pendingCommits.delete(s.id);
-    this.recycle(s);
   }
 }
 
