@@ -296,27 +296,58 @@ test('nonces never repeat across reopen (inode and data segment numbers)', async
   await clean(store);
 });
 
-test('nonces above the durable high-water mark may be reused after a crash; no commit ever sees both', async () => {
+test('fencing: a second server never overwrites data segments the first one committed', async () => {
   const store = new MemoryStore();
-  const fs = await open(store, { segmentBytesMax: 128 * 1024 });
-  await fs.sync();
+  const o = { segmentBytesMax: 1 << 20 };
+  await (await open(store, o)).close();
+  const a = await open(store, o);
+  const b = await open(store, o);
+  const fa = await a.create(root, 1, 'a', 0o644);
+  const fb = await b.create(root, 1, 'b', 0o644);
+  const chunk = 256 * 1024;
+  const size = 4 << 20;
+  // Both hand out the same nonces (inode and data segment numbers) from the same commit.
+  assert.equal(fa.ino, fb.ino);
+  for (let off = 0; off < size; off += chunk) await a.write(root, fa.ino, off, Buffer.alloc(chunk, 0xaa));
+  await a.sync();
+  const segsOfA = new Map(store.keys().filter((k) => k.includes('/seg/')).map((k) => [k, store.snapshot().get(k)!]));
+  assert.ok(segsOfA.size >= 3);
+  // b streams data segments with the numbers a already used, then tries to commit.
+  for (let off = 0; off < size; off += chunk) await b.write(root, fb.ino, off, Buffer.alloc(chunk, 0xbb)).catch(() => {});
+  await expectErrno(b.sync(), 'EIO');
+  assert.ok(b.volume.fenced, 'b is fenced');
+  for (const [k, bytes] of segsOfA) assert.ok(Buffer.from(store.snapshot().get(k)!).equals(Buffer.from(bytes)), `${k} was overwritten`);
+  await b.close();
+  await a.close();
+  const c = await open(store);
+  const data = Buffer.from(await c.read(root, (await c.lookup(root, 1, 'a')).ino, 0, size));
+  assert.ok(data.equals(Buffer.alloc(size, 0xaa)), "a's committed file still holds a's bytes");
+  await c.close();
+  await clean(store);
+});
+
+test('data segments left by a crash are skipped, not overwritten, when numbers are handed out again', async () => {
+  const store = new MemoryStore();
+  const o = { segmentBytesMax: 256 * 1024 };
+  const fs = await open(store, o);
   const mark = fs.volume.lastCommit.nonceNext;
-  // Allocate past the mark and let a data segment reach the store, then crash before any commit.
   const f = await fs.create(root, 1, 'lost', 0o644);
-  for (let off = 0; off < 2 * 1024 * 1024; off += 128 * 1024) await fs.write(root, f.ino, off, Buffer.alloc(128 * 1024, 1));
+  for (let off = 0; off < 2 << 20; off += 128 * 1024) await fs.write(root, f.ino, off, Buffer.alloc(128 * 1024, 1));
   await new Promise((r) => setTimeout(r, 10));
-  const orphan = store.keys().filter((k) => k.includes('/seg/'));
-  assert.ok(orphan.length > 0, 'a data segment was PUT before the crash');
-  fs.inodes.stop();
-  const fs2 = await open(store, { segmentBytesMax: 128 * 1024 });
+  const leftovers = store.keys().filter((k) => k.includes('/seg/'));
+  assert.ok(leftovers.length > 0);
+  const before = new Map(leftovers.map((k) => [k, Buffer.from(store.snapshot().get(k)!)]));
+  fs.inodes.stop(); // crash: no commit references the leftovers
+  const fs2 = await open(store, o);
   assert.equal(fs2.volume.lastCommit.nonceNext, mark);
   const g = await fs2.create(root, 1, 'new', 0o644);
-  assert.equal(g.ino, f.ino, 'the uncommitted inode number is handed out again');
-  for (let off = 0; off < 2 * 1024 * 1024; off += 128 * 1024) await fs2.write(root, g.ino, off, Buffer.alloc(128 * 1024, 2));
+  const highest = Math.max(...leftovers.map((k) => parseInt(k.slice(k.lastIndexOf('/') + 1), 16)));
+  assert.ok(g.ino > highest, `new numbers (${g.ino}) start above the leftovers (${highest})`);
+  for (let off = 0; off < 2 << 20; off += 128 * 1024) await fs2.write(root, g.ino, off, Buffer.alloc(128 * 1024, 2));
   await fs2.close();
+  for (const [k, b] of before) assert.ok(Buffer.from(store.snapshot().get(k)!).equals(b), `${k} untouched`);
   const fs3 = await open(store);
-  const data = await fs3.read(root, g.ino, 0, 2 * 1024 * 1024);
-  assert.ok(Buffer.from(data).equals(Buffer.alloc(2 * 1024 * 1024, 2)), 'reused segment numbers hold the new data');
+  assert.ok(Buffer.from(await fs3.read(root, g.ino, 0, 2 << 20)).equals(Buffer.alloc(2 << 20, 2)));
   await fs3.close();
   await clean(store);
 });
