@@ -11,6 +11,7 @@
  * - if the server restarted (a new serverId), writes that were not flushed may be lost: only
  *   RpcFlush/fsync promise durability, exactly as for a local crash. The client logs a warning.
  */
+import { isAscii } from 'node:buffer';
 import * as net from 'node:net';
 import type {
   Attr,
@@ -278,7 +279,8 @@ export class RpcClient implements FileSystem {
         return;
       }
       this.inbuf.push(chunk.subarray(start, nl));
-      const line = Buffer.concat(this.inbuf).toString('utf8');
+      const bytes = this.inbuf.length === 1 ? this.inbuf[0]! : Buffer.concat(this.inbuf);
+      const line = bytes.toString(isAscii(bytes) ? 'latin1' : 'utf8');
       this.inbuf = [];
       start = nl + 1;
       if (line.length) this.onLine(line);

@@ -8,7 +8,6 @@ import { FsError } from '../util/index.ts';
 import {
   PROTOCOL_VERSION,
   entryToWire,
-  fromBase64,
   statToWire,
   statVfsToWire,
   toBase64,
@@ -224,7 +223,7 @@ export const handlers: Handlers = {
 
   async RpcWrite(ctx, p) {
     const m = mountOf(ctx, p.mountId);
-    return { size: await m.fs.write(who(m, p), p.inode, p.offset, fromBase64(p.data)) };
+    return { size: await m.fs.write(who(m, p), p.inode, p.offset, p.data) };
   },
 
   async RpcFlush(ctx, p) {
@@ -276,7 +275,7 @@ export const handlers: Handlers = {
   async RpcSetXAttr(ctx, p) {
     const m = mountOf(ctx, p.mountId);
     const flags = { ...(p.create && { create: true }), ...(p.replace && { replace: true }) };
-    await m.fs.setxattr(who(m, p), p.inode, p.name, fromBase64(p.value), flags);
+    await m.fs.setxattr(who(m, p), p.inode, p.name, p.value, flags);
     return OK;
   },
 

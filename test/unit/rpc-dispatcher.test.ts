@@ -255,6 +255,12 @@ test('parameter validation: -32602 with what was wrong', async () => {
     ['RpcSetStat', { mountId, inode: 1, atime: 'yesterday' }, 'atime'],
     ['RpcSetStat', { mountId, inode: 1, mtime: '99999999999999999999' }, 'mtime'],
     ['RpcWrite', { mountId, inode: 1, offset: 0, data: 'not base64!' }, 'data'],
+    ['RpcWrite', { mountId, inode: 1, offset: 0, data: 'ab!d' }, 'not base64'],
+    ['RpcWrite', { mountId, inode: 1, offset: 0, data: 'a=bc' }, 'not base64'],
+    ['RpcWrite', { mountId, inode: 1, offset: 0, data: 'ab c' }, 'not base64'],
+    ['RpcWrite', { mountId, inode: 1, offset: 0, data: 'aGVsbG8=aGVs' }, 'not base64'],
+    ['RpcWrite', { mountId, inode: 1, offset: 0, data: 'aGVsbG8h\n' }, 'not base64'],
+    ['RpcSetXAttr', { mountId, inode: 1, name: 'user.x', value: '====' }, 'not base64'],
     ['RpcWrite', { mountId, inode: 1, offset: -1, data: '' }, 'offset'],
     ['RpcRead', { mountId, inode: 1, offset: 0, length: 8 * 1024 * 1024 + 1 }, 'length'],
     ['RpcMount', { volume: 'default', token: TOKEN, uid: -1 }, 'uid'],
@@ -266,6 +272,15 @@ test('parameter validation: -32602 with what was wrong', async () => {
     assert.equal(r.error?.code, RPC_ERROR.INVALID_PARAMS, `${method} ${JSON.stringify(params)}: ${JSON.stringify(r)}`);
     assert.equal(r.error?.data.errno, 'EINVAL');
     assert.ok(r.error!.message.includes(want), `${method}: '${r.error!.message}' should mention ${want}`);
+  }
+  // Valid base64 in both alphabets, with and without padding, decodes exactly.
+  const f = (await line('RpcCreate', { mountId, inode: 1, name: 'b64', mode: 0o644 })).result as { inode: number };
+  for (const [text, bytes] of [['aGVsbG8=', 'hello'], ['aGVsbA==', 'hell'], ['aGVs', 'hel'], ['', ''], ['-_-_', Buffer.from('-_-_', 'base64url').toString('latin1')]] as const) {
+    await line('RpcResize', { mountId, inode: f.inode, size: 0 });
+    const w = await line('RpcWrite', { mountId, inode: f.inode, offset: 0, data: text });
+    assert.equal((w.result as { size: number }).size, bytes.length, text);
+    const r = await line('RpcRead', { mountId, inode: f.inode, offset: 0, length: 100 });
+    assert.equal(Buffer.from((r.result as { data: string }).data, 'base64').toString('latin1'), bytes);
   }
   // Defaults fill in: RpcReaddir needs no cookie or limit, RpcCreate no mode.
   assert.ok((await line('RpcReaddir', { mountId, inode: 1 })).result);

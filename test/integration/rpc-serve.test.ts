@@ -1,0 +1,109 @@
+/**
+ * `silt serve` as a child process, driven over a raw socket as the seed's Samba does:
+ * RpcMount -> RpcCreate -> RpcWrite of 10 MB in chunks -> wait past the flush interval ->
+ * RpcFlush -> kill -9 the server -> the store, opened afresh, holds the same 10 MB (sha256), and
+ * `silt fsck` in a new process finds it clean. Then one writer per volume: two servers on the
+ * volume, the second to commit is fenced and exits 2 with a clear message.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { openFileSystem, rootIdentity } from '../../src/fs/index.ts';
+import { openStore } from '../../src/objstore/index.ts';
+import { LineClient, REPO, spawnServe } from '../support/rpc-harness.ts';
+
+const run = promisify(execFile);
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+async function readWhole(storeUrl: string, p: string): Promise<Buffer> {
+  const store = await openStore(storeUrl, {});
+  const f = await openFileSystem({ store });
+  try {
+    const a = await f.lookupPath(rootIdentity, p);
+    return Buffer.from(await f.read(rootIdentity, a.ino, 0, a.size + 1));
+  } finally {
+    await f.close();
+  }
+}
+
+test('seed scenario over a raw socket: create, 10 MB of writes, flush, kill -9; the data survives; then fencing', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'silt-rpc-serve-'));
+  const url = `file:${dir}/store`;
+  const flushIntervalMs = 300;
+  const a = await spawnServe(['--store', url, '--mkfs', '--flush-interval-ms', String(flushIntervalMs)]);
+  try {
+    const c = await LineClient.connect(a.port);
+    const m = await c.ok('RpcMount', { volume: 'default', token: process.env['SILT_TOKEN'] ?? 'test-token-0123456789' });
+    assert.equal(m.rootInode, 1);
+    const created = await c.ok('RpcCreate', { mountId: m.mountId, inode: 1, name: 'newfile', mode: 0o644, uid: 0, gid: 0 });
+    const data = randomBytes(10_000_000);
+    const chunk = 1 << 20;
+    const t0 = process.hrtime.bigint();
+    for (let off = 0; off < data.length; off += chunk) {
+      const piece = data.subarray(off, Math.min(data.length, off + chunk));
+      const w = await c.ok('RpcWrite', { mountId: m.mountId, inode: created.inode, offset: off, data: piece.toString('base64') });
+      assert.equal(w.size, piece.length);
+    }
+    const writeMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    t.diagnostic(`RpcWrite 10 MB in 1 MiB chunks (base64, one at a time): ${(data.length / 1e6 / (writeMs / 1000)).toFixed(1)} MB/s`);
+    await new Promise((r) => setTimeout(r, flushIntervalMs + 200)); // the time-based flusher runs meanwhile
+    const t1 = process.hrtime.bigint();
+    assert.deepEqual(await c.ok('RpcFlush', { mountId: m.mountId, inode: created.inode }), {});
+    t.diagnostic(`RpcFlush after the flusher ran: ${(Number(process.hrtime.bigint() - t1) / 1e6).toFixed(1)} ms`);
+    const st = await c.ok('RpcGetStat', { mountId: m.mountId, inode: created.inode });
+    assert.equal(st.size, data.length);
+    assert.match(st.mtime, /^\d+$/);
+
+    a.proc.kill('SIGKILL');
+    const ex = await a.exited;
+    assert.equal(ex.signal, 'SIGKILL');
+    c.close();
+
+    // A new process checks the volume; this process opens the store afresh and reads it back.
+    const fsck = await run(process.execPath, [path.join(REPO, 'bin/silt.mjs'), 'fsck', '--store', url], { cwd: REPO });
+    assert.match(fsck.stdout + fsck.stderr, /clean|no problems|ok/i);
+    assert.equal(sha(await readWhole(url, 'newfile')), sha(data));
+
+    // One writer per volume: B and C open the same commit; B commits first, C is fenced.
+    const [b, cc] = await Promise.all([spawnServe(['--store', url]), spawnServe(['--store', url])]);
+    try {
+      const cb = await LineClient.connect(b.port);
+      const mb = await cb.ok('RpcMount', { volume: 'default', token: 'test-token-0123456789' });
+      const fb = await cb.ok('RpcCreate', { mountId: mb.mountId, inode: 1, name: 'fromB', mode: 0o644 });
+      await cb.ok('RpcWrite', { mountId: mb.mountId, inode: fb.inode, offset: 0, data: Buffer.from('B was here').toString('base64') });
+      await cb.ok('RpcFlush', { mountId: mb.mountId, inode: fb.inode });
+
+      const c2 = await LineClient.connect(cc.port);
+      const mc = await c2.ok('RpcMount', { volume: 'default', token: 'test-token-0123456789' });
+      const fc = await c2.ok('RpcCreate', { mountId: mc.mountId, inode: 1, name: 'fromC', mode: 0o644 });
+      const flush = await c2.call('RpcFlush', { mountId: mc.mountId, inode: fc.inode });
+      assert.ok(flush.error, 'the second writer must not commit');
+      assert.equal(flush.error.data.errno, 'EIO');
+      const exC = await cc.exited;
+      assert.equal(exC.code, 2, cc.stderr());
+      assert.match(cc.stderr(), /fenced/);
+      c2.close();
+
+      // B is still the owner and stops cleanly on SIGTERM (final commit, exit 0).
+      assert.ok((await cb.ok('RpcPing')).pong);
+      cb.close();
+      b.proc.kill('SIGTERM');
+      const exB = await b.exited;
+      assert.equal(exB.code, 0, b.stderr());
+      assert.match(b.stderr(), /committed and closed/);
+    } finally {
+      for (const s of [b, cc]) if (s.proc.exitCode === null && s.proc.signalCode === null) s.proc.kill('SIGKILL');
+    }
+    assert.equal((await readWhole(url, 'fromB')).toString(), 'B was here');
+    assert.equal(sha(await readWhole(url, 'newfile')), sha(data));
+    await assert.rejects(readWhole(url, 'fromC'), /ENOENT/);
+  } finally {
+    if (a.proc.exitCode === null && a.proc.signalCode === null) a.proc.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
