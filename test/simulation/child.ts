@@ -66,6 +66,14 @@ async function main(): Promise<void> {
       const op = genOp(r, model, childShape);
       const expected = applyModel(model, op);
       say(`BEGIN ${i}`);
+      if (op.k === 'bgsync') {
+        // Not awaited: ops go on while it commits. It covers everything before op i.
+        fs.sync().then(
+          () => say(`ACK ${i}`),
+          () => {},
+        );
+        continue;
+      }
       const { outcome } = await applyFs(fs, op);
       if (outcomeText(outcome) !== outcomeText(expected)) {
         say(`MISMATCH ${i} ${opText(op)}: fs ${outcomeText(outcome)}, model ${outcomeText(expected)}`);

@@ -68,6 +68,8 @@ export type Op =
   | { k: 'chmod'; path: string; mode: number }
   | { k: 'fsync'; path: string }
   | { k: 'sync' }
+  /** A sync the harness does not wait for: later ops run while it commits (group commit). */
+  | { k: 'bgsync' }
   | { k: 'read'; path: string; off: number; len: number };
 
 export function opText(op: Op): string {
@@ -76,7 +78,7 @@ export function opText(op: Op): string {
 }
 
 function isSync(op: Op): boolean {
-  return op.k === 'fsync' || op.k === 'sync';
+  return op.k === 'fsync' || op.k === 'sync' || op.k === 'bgsync';
 }
 
 const NAMES = ['a', 'b', 'c', 'd', 'e', 'f'];
@@ -110,7 +112,10 @@ export function genOp(r: Random, m: Model, shape: WorkloadShape = defaultShape):
   const size = (p: string): number => m.node(p)?.data.length ?? 0;
 
   const x = r.next();
-  if (x < shape.sync) return r.chance(0.5) ? { k: 'sync' } : { k: 'fsync', path: filePath() };
+  if (x < shape.sync) {
+    const y = r.next();
+    return y < 0.4 ? { k: 'sync' } : y < 0.8 ? { k: 'fsync', path: filePath() } : { k: 'bgsync' };
+  }
   const y = r.int(100);
   if (y < 12) return { k: 'create', path: newPath(), mode: r.pick([0o644, 0o600, 0o755]) };
   if (y < 18) return { k: 'mkdir', path: newPath(), mode: r.pick([0o755, 0o700]) };
@@ -198,6 +203,7 @@ export function applyModel(m: Model, op: Op): Outcome {
       return 'errno' in r ? r : OK;
     }
     case 'sync':
+    case 'bgsync':
       return OK;
     case 'read': {
       const r = m.read(op.path, op.off, op.len);
@@ -263,6 +269,8 @@ export async function applyFs(fs: SiltFileSystem, op: Op): Promise<{ outcome: Ou
       case 'sync':
         await fs.sync();
         break;
+      case 'bgsync':
+        throw new Error('bgsync is run by the simulation itself');
       case 'read': {
         const bytes = await fs.read(who, await ino(op.path), op.off, op.len);
         return { outcome: OK, bytes };
@@ -393,10 +401,16 @@ export class Simulation {
   private fs!: SiltFileSystem;
   /** The model after every op so far. */
   private model = new Model();
-  /** Model states at each boundary since the last acknowledged sync; [0] is the acknowledged one. */
+  /**
+   * Model states at each operation boundary since the last acknowledged sync; states[0] is the
+   * acknowledged one, at absolute boundary `base` (boundaries count successful mutations).
+   */
   private states: Model[] = [];
-  /** Number of `states` that existed when the store crashed (the in-flight op's result included). */
+  private base = 0;
+  /** The boundary current when the store crashed (the in-flight op's result included). */
   private crashAt: number | undefined;
+  /** Bumped on every reopen: a background sync of an earlier incarnation acknowledges nothing. */
+  private incarnation = 0;
   private readonly log: string[] = [];
   private round = 0;
 
@@ -431,7 +445,7 @@ export class Simulation {
 
   private onFault(e: FaultEvent): void {
     if (e.fault === 'crash') {
-      this.crashAt ??= this.states.length;
+      this.crashAt ??= this.boundary;
       this.note(`CRASH at store call #${e.seq} ${e.op} ${e.key}: ${e.detail ?? ''}`);
     } else if (SEEN_FAULTS.includes(e.fault)) {
       this.stats.faults++;
@@ -445,7 +459,7 @@ export class Simulation {
     this.store = this.newStore();
     const store = this.store;
     failpoints.onCrash = (name) => {
-      this.crashAt ??= this.states.length;
+      this.crashAt ??= this.boundary;
       this.note(`CRASH at failpoint ${name}`);
       store.crashNow(name);
     };
@@ -472,6 +486,20 @@ export class Simulation {
     this.fail(`cannot open the volume: ${String(lastErr)}`);
   }
 
+  /** The newest boundary. */
+  private get boundary(): number {
+    return this.base + this.states.length - 1;
+  }
+
+  /** A sync that covered everything up to boundary `b` returned: nothing before `b` may be lost. */
+  private ack(b: number): void {
+    this.stats.syncsAcked++;
+    if (b <= this.base) return;
+    if (b > this.boundary) this.fail(`ack of boundary ${b} beyond the newest ${this.boundary}`);
+    this.states.splice(0, b - this.base);
+    this.base = b;
+  }
+
   private time(what: string, since: number): void {
     this.stats.timeMs[what] = (this.stats.timeMs[what] ?? 0) + Math.round(performance.now() - since);
   }
@@ -480,6 +508,7 @@ export class Simulation {
   async run(): Promise<SimStats> {
     await this.open(true);
     this.states = [this.model.clone()];
+    this.base = 0;
     for (this.round = 0; this.round < this.o.rounds; this.round++) {
       const failpoints = this.fs.volume.failpoints;
       const crashPlan = this.o.crash ? this.armCrash(failpoints) : 'none';
@@ -489,7 +518,7 @@ export class Simulation {
       for (let i = 0; i < this.o.opsPerRound; i++) {
         if (i === stopAt) {
           this.note('CRASH between ops (power cut)');
-          this.crashAt ??= this.states.length;
+          this.crashAt ??= this.boundary;
           this.store.crashNow('between-ops');
           break;
         }
@@ -501,7 +530,7 @@ export class Simulation {
             break;
           }
           // Without crashes the workload goes on: reopen (the halted fs is dropped) and continue.
-          this.crashAt ??= this.states.length;
+          this.crashAt ??= this.boundary;
           this.store.crashNow('restart');
           this.stats.restarts++;
           await this.recover();
@@ -519,7 +548,7 @@ export class Simulation {
       if (this.o.crash || restart) {
         if (!this.store.crashed) {
           // The volume asked for a restart, or the round ended before the armed crash: cut power now.
-          this.crashAt ??= this.states.length;
+          this.crashAt ??= this.boundary;
           this.store.crashNow(restart ? 'restart' : 'end-of-round');
         }
         const point = this.store.crashPoint ?? 'unknown';
@@ -554,6 +583,23 @@ export class Simulation {
   /** One operation on both sides. 'restart' when the volume refuses further writes. */
   private async step(given?: Op): Promise<'ok' | 'restart'> {
     const op = given ?? genOp(this.r, this.model, this.shape);
+    if (op.k === 'bgsync') {
+      const b = this.boundary;
+      const incarnation = this.incarnation;
+      this.stats.ops++;
+      this.note(`bgsync (covers boundary ${b})`);
+      this.fs.sync().then(
+        () => {
+          if (incarnation !== this.incarnation) return;
+          this.note(`  bgsync of boundary ${b} acknowledged`);
+          this.ack(b);
+        },
+        () => {
+          if (incarnation === this.incarnation) this.stats.syncsFailed++;
+        },
+      );
+      return 'ok';
+    }
     const next = this.model.clone();
     const expected = applyModel(next, op);
     const mutates = 'ok' in expected && op.k !== 'read' && !isSync(op);
@@ -573,10 +619,7 @@ export class Simulation {
     const want = outcomeText(expected);
     if (got === want) {
       if (mutates) this.model = next;
-      if (isSync(op) && 'ok' in outcome) {
-        this.stats.syncsAcked++;
-        this.states = [this.model.clone()];
-      }
+      if (isSync(op) && 'ok' in outcome) this.ack(this.boundary);
       if (op.k === 'read' && bytes) {
         const m = this.model.read(op.path, op.off, op.len);
         if ('errno' in m) this.fail(`read ${op.path}: model says ${m.errno}`);
@@ -614,8 +657,9 @@ export class Simulation {
 
   /** Reopen on the surviving objects; fsck; the state must be a model boundary in [ack, crash]. */
   private async recover(): Promise<void> {
-    const upto = this.crashAt ?? this.states.length;
+    const upto = Math.min(this.crashAt ?? this.boundary, this.boundary);
     this.crashAt = undefined;
+    this.incarnation++;
     // The crashed fs object is dropped, not closed: a dead process does not get to commit.
     let t = performance.now();
     await this.open(false);
@@ -642,7 +686,7 @@ export class Simulation {
     }
     let match = -1;
     t = performance.now();
-    for (let j = Math.min(upto, this.states.length) - 1; j >= 0; j--) {
+    for (let j = upto - this.base; j >= 0; j--) {
       const lines = this.states[j]!.describe();
       if (lines.length === actual.length && lines.every((l, i) => l === actual[i])) {
         match = j;
@@ -650,20 +694,21 @@ export class Simulation {
       }
     }
     if (match < 0) {
-      const last = this.states[Math.min(upto, this.states.length) - 1]!.describe();
+      const last = this.states[upto - this.base]!.describe();
       const acked = this.states[0]!.describe();
       this.fail(
         `recovered state is no model state between the last acknowledged sync and the crash ` +
-          `(${upto} candidates)\n  vs last acknowledged:\n    ${diffLines(acked, actual).join('\n    ')}\n` +
+          `(boundaries ${this.base}..${upto})\n  vs last acknowledged:\n    ${diffLines(acked, actual).join('\n    ')}\n` +
           `  vs state at crash:\n    ${diffLines(last, actual).join('\n    ')}`,
       );
     }
     this.time('match', t);
-    this.stats.lostOps += Math.min(upto, this.states.length) - 1 - match;
-    this.note(`recovered to boundary ${match} of ${upto} (0 = last acknowledged sync); fsck clean`);
+    this.stats.lostOps += upto - this.base - match;
+    this.note(`recovered to boundary ${this.base + match} of ${this.base}..${upto} (acknowledged..crash); fsck clean`);
     this.model = this.states[match]!.clone();
     // What was recovered is in the store: it is the new durable floor.
     this.states = [this.model.clone()];
+    this.base += match;
   }
 
   /** The live file system equals the model exactly. */
