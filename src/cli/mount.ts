@@ -203,7 +203,7 @@ async function startBackground(opts: RunMountOptions): Promise<void> {
   const lf = logFile(opts.mountpoint);
   fs.mkdirSync(path.dirname(lf), { recursive: true });
   const out = fs.openSync(lf, 'a');
-  const tsx = import.meta.resolve('tsx');
+  const tsx = process.env['SILT_TSX_IMPORT'] ?? import.meta.resolve('tsx');
   const self = fileURLToPath(import.meta.url);
   const child = spawn(process.execPath, ['--import', tsx, self], {
     detached: true,

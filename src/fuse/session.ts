@@ -100,7 +100,11 @@ const READER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 const { fd, size } = workerData;
-const buf = Buffer.allocUnsafeSlow(size);
+// Small requests are copied out of a reused buffer; large ones (WRITE payloads) hand the whole
+// buffer over without a copy and the reader takes a fresh one.
+const BIG = 64 * 1024;
+let ab = new ArrayBuffer(size);
+let buf = new Uint8Array(ab);
 for (;;) {
   let n;
   try {
@@ -112,9 +116,15 @@ for (;;) {
     break;
   }
   if (n === 0) { parentPort.postMessage({ end: 'EOF' }); break; }
-  const ab = new ArrayBuffer(n);
-  new Uint8Array(ab).set(buf.subarray(0, n));
-  parentPort.postMessage(ab, [ab]);
+  if (n >= BIG) {
+    parentPort.postMessage({ ab, n }, [ab]);
+    ab = new ArrayBuffer(size);
+    buf = new Uint8Array(ab);
+  } else {
+    const out = new ArrayBuffer(n);
+    new Uint8Array(out).set(buf.subarray(0, n));
+    parentPort.postMessage(out, [out]);
+  }
 }
 `;
 
@@ -207,17 +217,20 @@ export class FuseSession {
     const size = this.maxWrite + HEADER_ROOM;
     for (let i = 0; i < this.readerCount; i++) {
       const w = new Worker(READER_SOURCE, { eval: true, workerData: { fd: this.fd, size } });
-      w.on('message', (m: ArrayBuffer | { end: string }) => {
-        if (!(m instanceof ArrayBuffer)) {
+      w.on('message', (m: ArrayBuffer | { ab: ArrayBuffer; n: number } | { end: string }) => {
+        let b: Buffer;
+        if (m instanceof ArrayBuffer) b = Buffer.from(m);
+        else if ('ab' in m) b = Buffer.from(m.ab, 0, m.n);
+        else {
           this.onReaderEnd(m.end);
           return;
         }
         try {
-          this.onRequest(Buffer.from(m));
+          this.onRequest(b);
         } catch (e) {
           // Only a malformed request gets here (handlers reject, they do not throw): never crash.
           this.logger.error('fuse: cannot handle request', { error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
-          if (m.byteLength >= 16) this.send(u64Safe(Buffer.from(m), 8), EINVAL);
+          if (b.length >= 16) this.send(u64Safe(b, 8), EINVAL);
         }
       });
       w.on('error', (e) => {
@@ -264,6 +277,7 @@ export class FuseSession {
     putU64(h, 8, unique);
     try {
       if (parts.length === 0) fs.writeSync(this.fd, h);
+      else if (len <= 4096) fs.writeSync(this.fd, Buffer.concat([h, ...parts], len));
       else fs.writevSync(this.fd, [h, ...parts]);
       return true;
     } catch (e) {

@@ -426,13 +426,21 @@ print(open(f, 'rb').read()[100:105].decode())
 // Trees and tools
 
 const cpTree: PosixCase = async (dir) => {
-  const src = path.join(sourceTree(), 'src');
-  const dst = path.join(dir, 'src');
-  await sh(`cp -a ${q(src)} ${q(dst)}`);
-  await sh(`diff -r ${q(src)} ${q(dst)}`);
-  assert.equal(await treeListing(dst), await treeListing(src));
-  // Copy it again within the mount (reads and writes both on the mount).
-  await sh(`cp -a ${q(dst)} ${q(dst + '2')} && diff -r ${q(src)} ${q(dst + '2')}`);
+  // Copy from a private snapshot: the repository's own tree may change while we copy.
+  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'posix-cp-'));
+  try {
+    const src = path.join(tmp, 'src');
+    await sh(`cp -a ${q(path.join(sourceTree(), 'src'))} ${q(src)} && cp -a ${q(path.join(sourceTree(), 'node_modules/commander'))} ${q(path.join(src, 'commander'))}`);
+    const dst = path.join(dir, 'src');
+    await sh(`cp -a ${q(src)} ${q(dst)}`);
+    await sh(`diff -r ${q(src)} ${q(dst)}`);
+    assert.equal(await treeListing(dst), await treeListing(src));
+    // Copy it again within the mount (reads and writes both on the mount).
+    await sh(`cp -a ${q(dst)} ${q(dst + '2')} && diff -r ${q(src)} ${q(dst + '2')}`);
+    assert.equal(await treeListing(dst + '2'), await treeListing(src));
+  } finally {
+    await fsp.rm(tmp, { recursive: true, force: true });
+  }
 };
 
 const tarExtract: PosixCase = async (dir) => {
@@ -528,14 +536,14 @@ print('created')
 
 const concurrentWriters: PosixCase = async (dir) => {
   const shared = path.join(dir, 'shared');
-  const mib = 4;
+  const mib = 2;
   const writers = 4;
   await sh(`truncate -s ${mib * writers}M ${q(shared)}`);
   const jobs: Array<Promise<unknown>> = [];
   for (let w = 0; w < writers; w++) {
     // Each writer fills its own region of the shared file and its own file.
     jobs.push(sh(`yes w${w} | head -c ${mib}M | dd of=${q(shared)} bs=64K seek=${(w * mib * 1024) / 64} conv=notrunc iflag=fullblock status=none`));
-    jobs.push(sh(`yes own${w} | head -c ${mib}M > ${q(path.join(dir, `own${w}`))}`));
+    jobs.push(sh(`yes own${w} | head -c ${mib}M | dd of=${q(path.join(dir, `own${w}`))} bs=64K iflag=fullblock status=none`));
   }
   await Promise.all(jobs);
   const b = await fsp.readFile(shared);
