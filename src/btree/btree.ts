@@ -442,6 +442,33 @@ export class BTree<K, V> {
     }
   }
 
+  /**
+   * The cleaner is moving the node stored at `loc` out of its segment. If this tree still
+   * references it (found by descending toward `firstKey`, its first key, down to `level`), mark
+   * it and its ancestors dirty: the next flush writes them anew and releases `loc`. Returns
+   * whether the node was live. `firstKey` undefined means the leftmost path (an empty root).
+   */
+  async relocate(loc: NodeLoc, firstKey: K | undefined, level: number): Promise<boolean> {
+    const same = (a: NodeLoc, b: NodeLoc): boolean => a.seg === b.seg && a.off === b.off && a.len === b.len;
+    return this.run(() => {
+      let n = this.rootNode();
+      const nodes: Node<K, V>[] = [n];
+      for (;;) {
+        if (n.loc !== undefined && same(n.loc, loc)) {
+          this.markPathDirty(nodes);
+          return true;
+        }
+        if (n.kind === 'leaf' || n.level <= level) return false;
+        const i = firstKey === undefined ? 0 : this.upperBound(n.keys, firstKey);
+        const c = n.children[i];
+        // Do not page in a sibling at the target level just to find it is not the one.
+        if (c !== undefined && !isNode(c) && n.level - 1 === level && !same(c, loc)) return false;
+        n = this.childAt(n, i);
+        nodes.push(n);
+      }
+    });
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Attempts and loading
 

@@ -1,6 +1,7 @@
 import { checkVolume, type FsckReport } from '../fsck/index.ts';
 import { Volume, collectGarbage, validateVolumeName } from '../headhunter/index.ts';
-import { mkfs } from '../fs/index.ts';
+import { mkfs, openFileSystem, type SiltFileSystem } from '../fs/index.ts';
+import { cleanSegments, type CleanReport } from '../inode/index.ts';
 import { listAll } from '../objstore/index.ts';
 import { CliError, Progress, connect, describe, formatAge, formatBytes, type StoreFlags } from './common.ts';
 
@@ -137,19 +138,39 @@ function validate(volume: string): void {
   }
 }
 
-/** gc: delete every segment object the newest commits do not reference; a progress line, then a summary. */
-export async function runGc(f: StoreFlags & { dryRun: boolean; force: boolean; json: boolean }): Promise<void> {
+/**
+ * gc: the cleaner rewrites the live records of mostly-dead segments, then every segment object the
+ * newest commits do not reference is deleted. A progress line, then a summary.
+ */
+export async function runGc(
+  f: StoreFlags & { dryRun: boolean; force: boolean; json: boolean; compact: boolean; utilization: number },
+): Promise<void> {
   validate(f.volume);
   const store = await connect(f.store);
   const progress = new Progress();
+  let fs: SiltFileSystem | undefined;
   try {
-    const v = await Volume.open(store, f.volume, {});
+    fs = await openFileSystem({ store, volume: f.volume, flushIntervalMs: 0, gcIntervalMs: 0 });
+    const v = fs.volume;
     const ageMs = Date.now() - v.lastCommit.timeMs;
     if (ageMs < 30_000 && !f.force && !f.dryRun) {
       throw new CliError(
         `volume ${f.volume} committed ${formatAge(ageMs)} ago: it may be in use by a server, whose own background gc ` +
           `is the safe way to collect it. Run again when it is idle, or pass --force.`,
       );
+    }
+    let clean: CleanReport | undefined;
+    if (f.compact && !f.dryRun) {
+      clean = await cleanSegments(fs.inodes, {
+        utilizationMax: f.utilization,
+        segmentsMax: 1_000_000,
+        onProgress: (p) => progress.update(`gc: cleaned ${p.segmentsDone} of ${p.segmentsTotal} segments`),
+      });
+      if (clean.recordsMoved > 0) {
+        // One more commit, so the fallback commit no longer names the cleaned segments either.
+        v.markChanged();
+        await v.sync();
+      }
     }
     const r = await collectGarbage(v, {
       dryRun: f.dryRun,
@@ -159,20 +180,24 @@ export async function runGc(f: StoreFlags & { dryRun: boolean; force: boolean; j
     });
     progress.done();
     if (f.json) {
-      process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      process.stdout.write(JSON.stringify({ ...r, cleaner: clean ?? null }, null, 2) + '\n');
       return;
     }
     const verb = f.dryRun ? 'would delete' : 'deleted';
     const count = f.dryRun ? r.candidates : r.deleted;
+    const cleaned = clean
+      ? `cleaned ${clean.segmentsCleaned} of ${clean.segmentsExamined} segments (moved ${clean.recordsMoved} records, ${formatBytes(clean.bytesMoved)}); `
+      : '';
     process.stdout.write(
-      `gc ${f.volume}: scanned ${r.objectsScanned} objects (${formatBytes(r.bytesScanned)}); ${verb} ${count} ` +
-        `(${formatBytes(f.dryRun ? r.candidateBytes : r.bytesFreed)}), ${r.orphanDataSegments} of them orphaned data segments; ` +
+      `gc ${f.volume}: ${cleaned}scanned ${r.objectsScanned} objects (${formatBytes(r.bytesScanned)}); ${verb} ${count} ` +
+        `(${formatBytes(f.dryRun ? r.candidateBytes : r.bytesFreed)}), ${r.orphanDataSegments} of them unreferenced data segments; ` +
         `${formatBytes(r.liveBytes)} live, ${(r.utilization * 100).toFixed(1)}% of what remains\n`,
     );
   } catch (err) {
     throw describe(err, `gc ${f.volume}`);
   } finally {
     progress.done();
+    await fs?.close();
     await store.close();
   }
 }

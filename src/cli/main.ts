@@ -73,16 +73,22 @@ program
 
 program
   .command('gc')
-  .description('delete segment objects no commit references (overwritten or deleted data, crash leftovers)')
+  .description('reclaim space: rewrite mostly-dead segments, delete objects no commit references')
   .addOption(storeOption())
   .addOption(volumeOption())
   .option('--dry-run', 'only report what would be deleted', false)
   .option('--force', 'run even if the volume committed in the last 30 s (it may be served)', false)
   .option('--json', 'print the report as JSON', false)
-  .addHelpText('after', '\nExample:\n  silt gc --store file:/tmp/v --dry-run')
-  .action(async (o: { store: string; volume: string; dryRun: boolean; force: boolean; json: boolean }) => {
-    await runGc(o);
-  });
+  .option('--no-compact', 'skip the cleaner (only delete wholly dead objects)')
+  .option('--utilization <fraction>', 'clean segments less live than this', '0.5')
+  .addHelpText('after', '\nExamples:\n  silt gc --store file:/tmp/v --dry-run\n  silt gc --store file:/tmp/v --utilization 0.8')
+  .action(
+    async (o: { store: string; volume: string; dryRun: boolean; force: boolean; json: boolean; compact: boolean; utilization: string }) => {
+      const utilization = Number(o.utilization);
+      if (!(utilization >= 0 && utilization <= 1)) throw new CliError(`--utilization must be between 0 and 1, not ${o.utilization}`);
+      await runGc({ ...o, utilization });
+    },
+  );
 
 program
   .command('snapshot')

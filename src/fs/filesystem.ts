@@ -1,6 +1,6 @@
 import type { ObjectStore } from '../objstore/index.ts';
 import { Volume, collectGarbage, type VolumeOptions } from '../headhunter/index.ts';
-import { Inodes, ROOT_INO, type Inode, type InodeLayerOptions } from '../inode/index.ts';
+import { Inodes, ROOT_INO, cleanSegments, type Inode, type InodeLayerOptions } from '../inode/index.ts';
 import {
   FILE_SIZE_MAX,
   FsError,
@@ -90,6 +90,9 @@ export class SiltFileSystem implements FileSystem {
     if (this.gcRunning || this.volume.fenced) return;
     this.gcRunning = true;
     try {
+      // The cleaner, rate-limited to a few segments a pass; what it empties goes at a later pass.
+      const c = await cleanSegments(this.inodes, { segmentsMax: 4 });
+      if (c.recordsMoved > 0) this.log.info('cleaner moved live records', { segments: c.segmentsCleaned, bytes: c.bytesMoved });
       const r = await collectGarbage(this.volume, { graceMs });
       if (r.deleted > 0) this.log.info('gc reclaimed space', { deleted: r.deleted, bytesFreed: r.bytesFreed });
     } catch (err) {

@@ -6,7 +6,7 @@ import { readCommit, segStatsValue, type Volume } from './volume.ts';
 import { CorruptionError, assert, metrics } from '../util/index.ts';
 
 export interface GcOptions {
-  /** The newest commits are always kept (fallback if the newest turns out damaged). Default 4. */
+  /** The newest commits are always kept (fallback if the newest turns out damaged). Default 2. */
   keepCommits?: number;
   /** List what would be deleted without deleting. */
   dryRun?: boolean;
@@ -57,30 +57,17 @@ const firstSeen = new WeakMap<Volume, Map<string, number>>();
 export async function collectGarbage(vol: Volume, opts: GcOptions = {}): Promise<GcReport> {
   // A snapshot view sees an old commit: collecting from it would delete what newer commits use.
   assert(vol.readOnlySnapshot === undefined, 'gc on a snapshot view');
-  const keep = opts.keepCommits ?? 4;
+  const keep = opts.keepCommits ?? 2;
   const grace = opts.graceMs ?? 0;
   await vol.updateHead();
   const commit = vol.lastCommit;
   const headSeq = vol.headHintSeq;
   const protectedSegs = new Set<number>();
-  /** Protect everything a commit references; returns its live bytes. */
   const protectCommit = async (c: CommitRecord): Promise<number> => {
     let live = 0;
-    if (c.segmentTableRoot.len === 0) return 0;
-    const stack: NodeLoc[] = [c.segmentTableRoot];
-    while (stack.length) {
-      const loc = stack.pop()!;
-      protectedSegs.add(loc.seg);
-      const node = decodeNode(await vol.nodeStore.readNode(loc), u64Key, segStatsValue);
-      if (node.kind === 'internal') for (const ch of node.children) stack.push(ch as NodeLoc);
-      else
-        for (let i = 0; i < node.keys.length; i++) {
-          const stats = node.vals[i]!;
-          if (stats.liveBytes > 0) {
-            protectedSegs.add(node.keys[i]!);
-            live += stats.liveBytes;
-          }
-        }
+    for (const [seg, n] of await segmentsReferencedBy(vol, c)) {
+      protectedSegs.add(seg);
+      live += n;
     }
     return live;
   };
@@ -173,4 +160,26 @@ export async function collectGarbage(vol: Volume, opts: GcOptions = {}): Promise
     metrics.storedBytes.set(storedBytes);
   }
   return report;
+}
+
+/**
+ * Every segment a commit references, with its live bytes (0 for segments that only hold the
+ * segment table's own nodes): the commit's segment table, walked from its root.
+ */
+export async function segmentsReferencedBy(vol: Volume, c: CommitRecord): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  if (c.segmentTableRoot.len === 0) return out;
+  const stack: NodeLoc[] = [c.segmentTableRoot];
+  while (stack.length) {
+    const loc = stack.pop()!;
+    if (!out.has(loc.seg)) out.set(loc.seg, 0);
+    const node = decodeNode(await vol.nodeStore.readNode(loc), u64Key, segStatsValue);
+    if (node.kind === 'internal') for (const ch of node.children) stack.push(ch as NodeLoc);
+    else
+      for (let i = 0; i < node.keys.length; i++) {
+        const live = node.vals[i]!.liveBytes;
+        if (live > 0) out.set(node.keys[i]!, (out.get(node.keys[i]!) ?? 0) + live);
+      }
+  }
+  return out;
 }

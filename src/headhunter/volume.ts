@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { BTree, bytesValue, u64Key, type NodeLoc, type NodeStore, type ValueCodec } from '../btree/index.ts';
+import { BTree, bytesValue, decodeNode, u64Key, type NodeLoc, type NodeStore, type ValueCodec } from '../btree/index.ts';
 import type { ObjectStore } from '../objstore/index.ts';
 import {
   LogSegmentWriter,
@@ -388,6 +388,14 @@ export class Volume {
   async updateHead(): Promise<void> {
     if (this.lastCommit.seq !== this.headSeq) this.writeHead(this.lastCommit.seq);
     await this.headWrite;
+  }
+
+  /** The cleaner moves a segment-table node: rewrite it at the next commit if still referenced. */
+  async relocateSegmentTableNode(loc: NodeLoc, payload: Uint8Array): Promise<boolean> {
+    const node = decodeNode(payload, u64Key, segStatsValue);
+    const moved = await this.segTable.relocate(loc, node.keys[0], node.level);
+    if (moved) this.markChanged();
+    return moved;
   }
 
   /** Segment table entries (segment id -> live bytes), for stat/fsck/gc. */

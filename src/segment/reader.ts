@@ -1,7 +1,17 @@
 import type { ObjectStore } from '../objstore/index.ts';
 import { CorruptionError, StoreError, metrics } from '../util/index.ts';
 import type { Loc } from './builder.ts';
-import { RECORD_HEADER_BYTES, RecordType, decodeRecord, decodeRecordHeader, segmentKey } from './format.ts';
+import {
+  RECORD_HEADER_BYTES,
+  RecordType,
+  TRAILER_BYTES,
+  decodeRecord,
+  decodeRecordHeader,
+  decodeSummary,
+  decodeTrailer,
+  segmentKey,
+  type SummaryEntry,
+} from './format.ts';
 import type { LogSegmentWriter } from './writer.ts';
 
 export interface SegmentReaderOptions {
@@ -75,6 +85,18 @@ export class SegmentReader {
         if (!(err instanceof ShortReadError) || attempt >= 4) throw err;
       }
     }
+  }
+
+  /** The summary of a durable segment: every record's type, owner, key and place (cleaner, tools). */
+  async readSummary(seg: number): Promise<SummaryEntry[]> {
+    const key = segmentKey(this.opts.volumePrefix, seg);
+    const info = await this.opts.store.head(key);
+    if (!info) throw new CorruptionError(`segment ${key} is missing from the store`, { key });
+    if (info.size < TRAILER_BYTES) throw new CorruptionError(`${key}: too short to be a segment`, { key });
+    const t = decodeTrailer(await this.opts.store.get(key, { offset: info.size - TRAILER_BYTES, length: TRAILER_BYTES }), key);
+    if (t.segmentId !== seg || t.totalLen !== info.size) throw new CorruptionError(`${key}: trailer does not match the object`, { key });
+    const rec = await this.opts.store.get(key, { offset: t.summaryOff, length: t.summaryLen });
+    return decodeSummary(decodeRecord(rec, `${key} summary`, RecordType.SUMMARY).payload);
   }
 
   /** Drop everything cached for a segment (it was deleted). */
