@@ -228,6 +228,7 @@ export const handlers: Handlers = {
 
   async RpcFlush(ctx, p) {
     const m = mountOf(ctx, p.mountId);
+    await m.fs.getattr(m.identity, p.inode); // ENOENT for an inode that does not exist
     await m.fs.fsync(p.inode, p.dataOnly);
     return OK;
   },
