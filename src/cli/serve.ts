@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { MountTable, openFileSystem, type SiltFileSystem } from '../fs/index.ts';
 import { DEFAULT_RPC_PORT, parseAddress, startRpcServer } from '../rpc/index.ts';
-import { FsError } from '../util/errors.ts';
+import { FsError } from '../util/index.ts';
 import { CliError, DEFAULT_STORE, DEFAULT_VOLUME, connect, describe, logger } from './common.ts';
 
 export interface ServeFlags {
