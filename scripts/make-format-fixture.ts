@@ -6,8 +6,9 @@
  * Run once per format version, then commit the result and never regenerate it (docs/FORMAT.md,
  * "Compatibility policy"): `npx tsx scripts/make-format-fixture.ts [--force]`.
  *
- * The volume covers: small files in the commit segment, a file of several 64 KiB records, a file
- * streamed into data segments (small segmentBytesMax), a sparse file with a punched hole, split
+ * The volume covers: small files in the commit segment, a file of several 64 KiB records (one
+ * 200 KiB write), a file streamed in 32 KiB writes whose run outgrows largeRunBytes, so most of it
+ * goes into data segments (small segmentBytesMax), a sparse file with a punched hole, split
  * extents from overwrites, a truncated file, an empty file, nested directories (setgid, sticky),
  * a symlink, a hard link, a fifo, xattrs in three namespaces, non-root owners, explicit times,
  * unicode and 255-byte names, removed and renamed entries, several commits, and a snapshot.
@@ -94,8 +95,8 @@ async function build(fs: SiltFileSystem): Promise<void> {
   await fs.create(root, docs.ino, 'empty', 0o644);
   await fs.sync();
 
-  // Commit 3: a file of several 64 KiB records in the commit segment, and one streamed into data
-  // segments (sequential run beyond largeRunBytes, segments closed at segmentBytesMax).
+  // Commit 3: a file of several 64 KiB records, and one streamed into data segments (sequential run
+  // beyond largeRunBytes, segments closed at segmentBytesMax).
   const multi = await fs.create(root, 1, 'multi-record.bin', 0o644);
   await W(multi.ino, 0, pattern(200 * 1024 + 17, 1));
   const big = await fs.create(root, 1, 'data-segments.bin', 0o644);
