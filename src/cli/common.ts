@@ -1,4 +1,4 @@
-import { openStore, type ObjectStore } from '../objstore/index.ts';
+import { InstrumentedStore, openStore, type ObjectStore } from '../objstore/index.ts';
 import { CorruptionError, FsError, StoreError, stderrLogger, type Logger } from '../util/index.ts';
 
 export const DEFAULT_STORE = 'file:./silt-data';
@@ -28,7 +28,8 @@ export function logger(level?: string): Logger {
 /** Open the store named by a URL; a clear message when it cannot be reached. */
 export async function connect(url: string, create = false): Promise<ObjectStore> {
   try {
-    return await openStore(url, { create });
+    // Every store a command opens is measured (Prometheus metrics of verbs, latency, bytes).
+    return new InstrumentedStore(await openStore(url, { create }));
   } catch (err) {
     throw describe(err, `cannot open store ${url}`);
   }

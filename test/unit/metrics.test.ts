@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { openFileSystem, rootIdentity as root } from '../../src/fs/index.ts';
-import { openStore } from '../../src/objstore/index.ts';
+import { InstrumentedStore, openStore } from '../../src/objstore/index.ts';
 import { registry, serveMetrics } from '../../src/util/index.ts';
 
 /** The value of one sample line of the Prometheus text format (0 if absent). */
@@ -18,7 +18,7 @@ function sample(text: string, name: string, labels = ''): number {
 test('metrics move by the right amounts after a workload and are served at /metrics', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'silt-metrics-'));
   try {
-    const store = await openStore(`file:${dir}`, { create: true });
+    const store = new InstrumentedStore(await openStore(`file:${dir}`, { create: true }));
     const fs = await openFileSystem({ store, create: true, flushIntervalMs: 0, gcIntervalMs: 0 });
     const before = await registry.metrics();
     for (let i = 0; i < 5; i++) {
