@@ -14,8 +14,9 @@ import type { Attr, FileSystem, Identity } from '../fs/index.ts';
 
 export const MD5_XATTR = 'user.silt.md5';
 export const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
-/** Bytes per fs.read while hashing or serving. */
-export const READ_CHUNK_BYTES = 4 * 1024 * 1024;
+/** Bytes per fs.read while hashing or serving, and reads in flight at once. */
+export const READ_CHUNK_BYTES = 1024 * 1024;
+export const READ_DEPTH = 4;
 
 interface Stamp {
   md5: string;
@@ -40,8 +41,9 @@ function current(s: Stamp, a: Attr): boolean {
 }
 
 /**
- * Read [start, end) of a file as a stream of chunks, one read ahead. A file that shrinks under the
- * reader ends the stream early (the caller compares lengths).
+ * Read [start, end) of a file as a stream of chunks, with up to `depth` reads in flight (the
+ * segment layer serves concurrent reads of one file much faster than one at a time). A file
+ * that shrinks under the reader ends the stream early (the caller compares lengths).
  */
 export async function* readRange(
   fs: FileSystem,
@@ -50,21 +52,26 @@ export async function* readRange(
   start: number,
   end: number,
   chunkBytes = READ_CHUNK_BYTES,
+  depth = READ_DEPTH,
 ): AsyncGenerator<Uint8Array> {
   let off = start;
-  const issue = (): Promise<Uint8Array> | undefined => {
-    if (off >= end) return undefined;
-    const p = fs.read(who, ino, off, Math.min(chunkBytes, end - off));
-    p.catch(() => {}); // awaited below; a reader that stops early must not leave it unhandled
-    return p;
+  const queue: Array<{ want: number; p: Promise<Uint8Array> }> = [];
+  const fill = (): void => {
+    while (queue.length < depth && off < end) {
+      const want = Math.min(chunkBytes, end - off);
+      const p = fs.read(who, ino, off, want);
+      p.catch(() => {}); // awaited below; a reader that stops early must not leave it unhandled
+      queue.push({ want, p });
+      off += want;
+    }
   };
-  let next = issue();
-  while (next) {
-    const cur = await next;
-    if (cur.length === 0) return;
-    off += cur.length;
-    next = issue();
-    yield cur;
+  fill();
+  while (queue.length > 0) {
+    const { want, p } = queue.shift()!;
+    const cur = await p;
+    if (cur.length > 0) yield cur;
+    if (cur.length < want) return; // end of file
+    fill();
   }
 }
 

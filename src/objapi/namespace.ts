@@ -27,6 +27,8 @@ const ROOT_INO = 1;
 /** Metadata header values and content types live in these xattrs. */
 export const META_XATTR_PREFIX = 'user.swift.meta.';
 export const CONTENT_TYPE_XATTR = 'user.swift.content_type';
+/** The content type of a directory seen as an object (Swift's pseudo-directory convention). */
+export const DIRECTORY_TYPE = 'application/directory';
 /** Bytes collected from a request body before one fs.write. */
 const WRITE_CHUNK_BYTES = 4 * 1024 * 1024;
 const READDIR_PAGE = 1024;
@@ -85,9 +87,12 @@ export interface ListOptions {
   /** Only keys strictly before this one ('' = no end). */
   endMarker: string;
   limit: number;
+  /** List empty directories as objects (Swift: swiftclient uploads empty directories that way). */
+  emptyDirs: boolean;
 }
 
-export type ListItem = { key: string; ino: number } | { prefix: string };
+/** `dir`: an empty directory listed as an object (Swift's application/directory). */
+export type ListItem = { key: string; ino: number; dir: boolean } | { prefix: string };
 
 export interface ListResult {
   items: ListItem[];
@@ -106,10 +111,11 @@ export type ListEntry = ListedObject | { prefix: string };
 
 interface Child {
   name: string;
-  /** The name as it sorts in a listing: directories end in '/'. */
+  /** Where the entry sorts in a listing: a directory's subtree at name + '/', the directory itself
+   * (as a possible empty-directory object) and files at name. */
   key: string;
   ino: number;
-  dir: boolean;
+  kind: 'file' | 'dir' | 'dirobj';
 }
 
 interface CachedDir {
@@ -155,6 +161,13 @@ const CONTENT_TYPES: Record<string, string> = {
   mp3: 'audio/mpeg',
 };
 
+/** create() found the parent directory removed (by a DELETE that emptied it). */
+class ParentGone extends Error {
+  constructor(override readonly cause: FsError) {
+    super(cause.message);
+  }
+}
+
 export class Namespace {
   private readonly dirCache = new Map<number, CachedDir>();
   private dirCacheEntries = 0;
@@ -171,7 +184,7 @@ export class Namespace {
   /** Top-level directories, sorted, reserved and unlistable names hidden. */
   async containers(who: Identity): Promise<Array<{ name: string; ino: number }>> {
     const kids = await this.children(who, ROOT_INO);
-    return kids.filter((c) => c.dir).map((c) => ({ name: c.name, ino: c.ino }));
+    return kids.filter((c) => c.kind === 'dir').map((c) => ({ name: c.name, ino: c.ino }));
   }
 
   /** The container's directory, or 404 NoSuchBucket. */
@@ -195,8 +208,7 @@ export class Namespace {
   }
 
   async deleteContainer(who: Identity, name: string): Promise<void> {
-    await this.container(who, name);
-    await this.fs.rmdir(who, ROOT_INO, name);
+    await this.removeContainer(who, name);
   }
 
   // ------------------------------------------------------------------ lookups
@@ -221,11 +233,14 @@ export class Namespace {
     return cur;
   }
 
-  /** The object a key names: a regular file, or for a key ending in '/' a directory. */
-  async object(who: Identity, cont: Attr, key: Key): Promise<Attr | undefined> {
+  /**
+   * The object a key names: a regular file, or for a key ending in '/' a directory; with
+   * `dirObjects` (Swift) a directory also answers to its name without the '/'.
+   */
+  async object(who: Identity, cont: Attr, key: Key, dirObjects = false): Promise<Attr | undefined> {
     const a = await this.walkPath(who, cont.ino, key.parts);
     if (!a) return undefined;
-    return (key.dir ? isDir(a) : isFile(a)) ? a : undefined;
+    return (key.dir ? isDir(a) : isFile(a) || (dirObjects && isDir(a))) ? a : undefined;
   }
 
   /** mkdir -p below a directory; a component that exists as a non-directory is ENOTDIR (409). */
@@ -257,18 +272,31 @@ export class Namespace {
    */
   async put(who: Identity, cont: Attr, key: Key, body: AsyncIterable<Uint8Array>, o: PutOptions): Promise<PutResult> {
     if (key.dir) return this.putDirMarker(who, cont, key, body);
-    const parent = await this.mkdirs(who, cont.ino, key.parts.slice(0, -1));
     const name = key.parts[key.parts.length - 1]!;
-    const existing = await this.lookup(who, parent, name);
-    if (existing && isDir(existing)) throw new ApiError(409, 'Conflict', `${key.text} is a directory`);
-    if (existing && o.noReplace) throw new ApiError(412, 'PreconditionFailed', `${key.text} exists (If-None-Match: *)`);
-    return this.writeFile(who, parent, name, body, o);
+    for (let attempt = 0; ; attempt++) {
+      const parent = await this.mkdirs(who, cont.ino, key.parts.slice(0, -1));
+      const existing = await this.lookup(who, parent, name);
+      if (existing && isDir(existing)) throw new ApiError(409, 'Conflict', `${key.text} is a directory`);
+      if (existing && o.noReplace) throw new ApiError(412, 'PreconditionFailed', `${key.text} exists (If-None-Match: *)`);
+      try {
+        return await this.writeFile(who, parent, name, body, o);
+      } catch (err) {
+        // A DELETE that emptied the parent removed it between mkdirs and create: make it again.
+        if (!(err instanceof ParentGone) || attempt >= 3) throw err instanceof ParentGone ? err.cause : err;
+      }
+    }
   }
 
   /** The write-aside-then-rename core of put (also used for multipart parts and completion). */
   async writeFile(who: Identity, parent: number, name: string, body: AsyncIterable<Uint8Array>, o: PutOptions): Promise<PutResult> {
     const tmp = `${RESERVED_PREFIX}put-${randomBytes(12).toString('hex')}`;
-    const t = await this.fs.create(who, parent, tmp, 0o644);
+    let t: Attr;
+    try {
+      t = await this.fs.create(who, parent, tmp, 0o644);
+    } catch (err) {
+      if (err instanceof FsError && err.errno === 'ENOENT') throw new ParentGone(err);
+      throw err;
+    }
     let published = false;
     let opened = false;
     let pending: Promise<number> | undefined;
@@ -342,21 +370,70 @@ export class Namespace {
     return { md5: EMPTY_MD5, attr: await this.fs.getattr(who, ino) };
   }
 
-  /** Remove an object (or an empty directory, for a key ending in '/'). False if it did not exist. */
-  async remove(who: Identity, cont: Attr, key: Key): Promise<boolean> {
-    const parent = await this.walkPath(who, cont.ino, key.parts.slice(0, -1));
-    if (!parent || !isDir(parent)) return false;
+  /**
+   * Remove an object (or an empty directory, for a key ending in '/', or with `dirObjects` by its
+   * name), then the parent directories that removal left empty, up to the container: an object
+   * store has no empty pseudo-directories, so none is left behind. False if nothing was there.
+   */
+  async remove(who: Identity, cont: Attr, key: Key, dirObjects = false): Promise<boolean> {
+    const dirs: Attr[] = [cont];
+    for (const p of key.parts.slice(0, -1)) {
+      const a = await this.lookup(who, dirs[dirs.length - 1]!.ino, p);
+      if (!a || !isDir(a)) return false;
+      dirs.push(a);
+    }
+    const parent = dirs[dirs.length - 1]!;
     const name = key.parts[key.parts.length - 1]!;
     const a = await this.lookup(who, parent.ino, name);
     if (!a) return false;
-    if (key.dir) {
-      if (!isDir(a)) return false;
-      await this.fs.rmdir(who, parent.ino, name);
-    } else {
-      if (!isFile(a)) return false;
-      await this.fs.unlink(who, parent.ino, name);
+    if (isDir(a) && (key.dir || dirObjects)) await this.fs.rmdir(who, parent.ino, name);
+    else if (isFile(a) && !key.dir) await this.fs.unlink(who, parent.ino, name);
+    else return false;
+    for (let i = dirs.length - 1; i >= 1; i--) {
+      try {
+        await this.fs.rmdir(who, dirs[i - 1]!.ino, key.parts[i - 1]!);
+      } catch {
+        break; // not empty (or changed meanwhile): it stays
+      }
     }
     return true;
+  }
+
+  /**
+   * Remove a container. Directories holding nothing but (recursively) empty directories count as
+   * empty and are removed with it; any file or other entry is ENOTEMPTY (409).
+   */
+  async removeContainer(who: Identity, name: string): Promise<void> {
+    const cont = await this.container(who, name);
+    let budget = 100_000;
+    const prune = async (dir: number): Promise<void> => {
+      let cookie = 0n;
+      const subdirs: string[] = [];
+      for (;;) {
+        const page = await this.fs.readdir(who, dir, cookie, READDIR_PAGE);
+        if (page.length === 0) break;
+        for (const e of page) {
+          cookie = e.cookie;
+          if (e.name === '.' || e.name === '..') continue;
+          if (--budget < 0 || e.type !== S_IFDIR) throw new FsError('ENOTEMPTY', `container ${name} is not empty`);
+          subdirs.push(e.name);
+        }
+      }
+      for (const d of subdirs) {
+        const a = await this.lookup(who, dir, d);
+        if (!a || !isDir(a)) continue;
+        await prune(a.ino);
+        await this.fs.rmdir(who, dir, d);
+      }
+    };
+    try {
+      await this.fs.rmdir(who, ROOT_INO, name);
+      return;
+    } catch (err) {
+      if (!(err instanceof FsError && err.errno === 'ENOTEMPTY')) throw err;
+    }
+    await prune(cont.ino);
+    await this.fs.rmdir(who, ROOT_INO, name);
   }
 
   // ------------------------------------------------------------------ metadata
@@ -368,7 +445,8 @@ export class Namespace {
       if (x === CONTENT_TYPE_XATTR) contentType = Buffer.from(await this.getx(who, a.ino, x)).toString('latin1');
       else if (x.startsWith(META_XATTR_PREFIX)) meta.set(x.slice(META_XATTR_PREFIX.length), await this.getx(who, a.ino, x));
     }
-    if (contentType === undefined) contentType = isDir(a) ? 'application/directory' : guessContentType(name);
+    if (isDir(a)) contentType = DIRECTORY_TYPE;
+    else contentType ??= guessContentType(name);
     return { contentType, meta };
   }
 
@@ -432,8 +510,10 @@ export class Namespace {
       for (const e of page) {
         cookie = e.cookie;
         if (e.name === '.' || e.name === '..' || !listable(e.name)) continue;
-        if (e.type === S_IFDIR) children.push({ name: e.name, key: e.name + '/', ino: e.ino, dir: true });
-        else if (e.type === S_IFREG) children.push({ name: e.name, key: e.name, ino: e.ino, dir: false });
+        if (e.type === S_IFDIR) {
+          children.push({ name: e.name, key: e.name + '/', ino: e.ino, kind: 'dir' });
+          children.push({ name: e.name, key: e.name, ino: e.ino, kind: 'dirobj' });
+        } else if (e.type === S_IFREG) children.push({ name: e.name, key: e.name, ino: e.ino, kind: 'file' });
       }
     }
     children.sort((x, y) => compareKeys(x.key, y.key));
@@ -448,6 +528,15 @@ export class Namespace {
       }
     }
     return children;
+  }
+
+  private async isEmptyDir(who: Identity, ino: number): Promise<boolean> {
+    try {
+      return (await this.children(who, ino)).length === 0;
+    } catch (err) {
+      if (err instanceof FsError && (err.errno === 'ENOENT' || err.errno === 'ENOTDIR')) return false;
+      throw err;
+    }
   }
 
   private forget(ino: number): void {
@@ -488,16 +577,17 @@ export class Namespace {
       const mid = (lo + hi) >>> 1;
       const c = kids[mid]!;
       const full = dirPath + c.key;
-      const below = compareKeys(full, lb) < 0 && !(c.dir && lb.startsWith(full));
+      const below = compareKeys(full, lb) < 0 && !(c.kind === 'dir' && lb.startsWith(full));
       if (below) lo = mid + 1;
       else hi = mid;
     }
     for (let i = lo; i < kids.length; i++) {
       if (out.length > o.limit) return true;
       const c = kids[i]!;
+      if (c.kind === 'dirobj' && !o.emptyDirs) continue;
       const full = dirPath + c.key;
       if (!full.startsWith(o.prefix)) {
-        if (c.dir && o.prefix.startsWith(full)) {
+        if (c.kind === 'dir' && o.prefix.startsWith(full)) {
           if (await this.walk(who, c.ino, full, o, out, st)) return true;
           continue;
         }
@@ -505,7 +595,7 @@ export class Namespace {
         continue;
       }
       if (o.endMarker !== '' && compareKeys(full, o.endMarker) >= 0) return true;
-      if (c.dir) {
+      if (c.kind === 'dir') {
         if (o.marker !== '' && compareKeys(o.marker, full) > 0 && !o.marker.startsWith(full)) continue;
         const cp = this.commonPrefix(full, o);
         if (cp !== undefined) {
@@ -520,7 +610,8 @@ export class Namespace {
           if (this.emitPrefix(cp, o, out, st)) return true;
           continue;
         }
-        out.push({ key: full, ino: c.ino });
+        if (c.kind === 'dirobj' && !(await this.isEmptyDir(who, c.ino))) continue;
+        out.push({ key: full, ino: c.ino, dir: c.kind === 'dirobj' });
       }
     }
     return false;
@@ -564,6 +655,10 @@ export class Namespace {
         } catch (err) {
           if (err instanceof FsError && err.errno === 'ENOENT') continue;
           throw err;
+        }
+        if (it.dir) {
+          out[i] = { key: it.key, attr: { ...attr, size: 0 }, etag: EMPTY_MD5, contentType: DIRECTORY_TYPE };
+          continue;
         }
         let etag = '';
         try {

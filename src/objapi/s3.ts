@@ -187,7 +187,7 @@ async function listObjects(ctx: Ctx, c: Call, bucket: string, cont: Attr): Promi
     } else marker = p.get('start-after') ?? '';
   } else marker = p.get('marker') ?? '';
   for (const v of [prefix, delimiter, marker]) if (Buffer.byteLength(v) > 4096) throw badRequest('a listing parameter is too long');
-  const o: ListOptions = { prefix, delimiter, marker, endMarker: '', limit: maxKeys };
+  const o: ListOptions = { prefix, delimiter, marker, endMarker: '', limit: maxKeys, emptyDirs: false };
   const { items, truncated } = maxKeys === 0 ? { items: [], truncated: false } : await ctx.ns.list(me, cont, o);
   const entries = await ctx.ns.describe(me, items, ctx.limits.listingEtagConcurrency);
   const contents: string[] = [];

@@ -7,7 +7,7 @@ import { ApiError, badRequest, notFound } from './errors.ts';
 import { hdr, metaFromHeaders, metaHeaders, safeHeaderValue, who, type Call, type Ctx } from './context.ts';
 import { EMPTY_MD5, readRange } from './etag.ts';
 import { contentLength, hasBody, httpDate, lengthRequired, parseRange, preconditions, streamFile, swiftDate, swiftTimestamp, xmlEscape } from './http.ts';
-import { compareKeys, isDir, type ListEntry, type ListOptions } from './namespace.ts';
+import { DIRECTORY_TYPE, compareKeys, isDir, type ListEntry, type ListOptions } from './namespace.ts';
 import { checkKey, checkName, type Key } from './paths.ts';
 import { rootIdentity, type Attr } from '../fs/index.ts';
 
@@ -127,7 +127,7 @@ function listOptions(ctx: Ctx, c: Call): ListOptions {
     const v = p.get(k);
     if (v !== undefined && Buffer.byteLength(v) > 4096) throw badRequest(`${k} is too long`);
   }
-  return { prefix: p.get('prefix') ?? '', delimiter: p.get('delimiter') ?? '', marker: p.get('marker') ?? '', endMarker: p.get('end_marker') ?? '', limit };
+  return { prefix: p.get('prefix') ?? '', delimiter: p.get('delimiter') ?? '', marker: p.get('marker') ?? '', endMarker: p.get('end_marker') ?? '', limit, emptyDirs: true };
 }
 
 async function accountRequest(ctx: Ctx, c: Call): Promise<void> {
@@ -272,7 +272,7 @@ async function objectRequest(ctx: Ctx, c: Call, container: string, key: Key): Pr
       return putObject(ctx, c, container, key);
     case 'POST': {
       const cont = await ctx.ns.container(me, container);
-      const a = await ctx.ns.object(me, cont, key);
+      const a = await ctx.ns.object(me, cont, key, true);
       if (!a) throw notFound('object', `${key.text} does not exist`);
       const before = await ctx.etags.cached(me, a);
       const changes = await ctx.ns.replaceMeta(me, a, metaFromHeaders(c.req, OBJECT_META), safeHeaderValue(c.req.headers['content-type']));
@@ -287,7 +287,7 @@ async function objectRequest(ctx: Ctx, c: Call, container: string, key: Key): Pr
     }
     case 'DELETE': {
       const cont = await ctx.ns.container(me, container);
-      if (!(await ctx.ns.remove(me, cont, key))) throw notFound('object', `${key.text} does not exist`);
+      if (!(await ctx.ns.remove(me, cont, key, true))) throw notFound('object', `${key.text} does not exist`);
       await ctx.fs.sync();
       send(c, 204, {});
       return;
@@ -300,7 +300,7 @@ async function objectRequest(ctx: Ctx, c: Call, container: string, key: Key): Pr
 async function getObject(ctx: Ctx, c: Call, container: string, key: Key): Promise<void> {
   const me = who(c);
   const cont = await ctx.ns.container(me, container);
-  const a = await ctx.ns.object(me, cont, key);
+  const a = await ctx.ns.object(me, cont, key, true);
   if (!a) throw notFound('object', `${key.text} does not exist`);
   const name = key.parts[key.parts.length - 1]!;
   const etag = isDir(a) ? EMPTY_MD5 : await ctx.etags.etag(me, a);
@@ -349,6 +349,10 @@ async function putObject(ctx: Ctx, c: Call, container: string, key: Key): Promis
   if (expect !== undefined && !/^[0-9a-f]{32}$/.test(expect)) throw new ApiError(422, 'BadDigest', 'the ETag header is not an MD5');
   const cont = await ctx.ns.container(me, container);
   const meta = metaFromHeaders(c.req, OBJECT_META);
+  if (contentTypeOf(h['content-type']) === DIRECTORY_TYPE && len === 0 && !key.dir) {
+    // swiftclient's marker for an empty directory: make it a directory on the mount too
+    key = { ...key, dir: true, text: key.text + '/' };
+  }
   let body: AsyncIterable<Uint8Array>;
   let contentType = safeHeaderValue(h['content-type']);
   const copyFrom = hdr(c, 'x-copy-from');
@@ -401,3 +405,5 @@ async function copySource(ctx: Ctx, c: Call, header: string): Promise<Attr> {
   if (!a) throw notFound('object', `copy source ${container}/${key.text} does not exist`);
   return a;
 }
+
+const contentTypeOf = (v: string | undefined): string => (v ?? '').split(';')[0]!.trim().toLowerCase();

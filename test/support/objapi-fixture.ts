@@ -6,7 +6,7 @@
  */
 import { createHash, createHmac } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
+import { Agent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openFileSystem, type SiltFileSystem } from '../../src/fs/index.ts';
@@ -73,11 +73,13 @@ export interface Req {
   body?: Buffer | string;
 }
 
-/** One HTTP request on a fresh connection; never rejects on HTTP errors, only on socket failure. */
+const keepAlive = new Agent({ keepAlive: true, maxSockets: 8 });
+
+/** One HTTP request (kept-alive connections); never rejects on HTTP errors, only on socket failure. */
 export function http(port: number, r: Req): Promise<Resp> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(
-      { host: '127.0.0.1', port, method: r.method ?? 'GET', path: r.path, headers: r.headers ?? {}, agent: false, insecureHTTPParser: false },
+      { host: '127.0.0.1', port, method: r.method ?? 'GET', path: r.path, headers: r.headers ?? {}, agent: keepAlive },
       (res) => {
         const parts: Buffer[] = [];
         res.on('data', (c: Buffer) => parts.push(c));
