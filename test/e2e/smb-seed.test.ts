@@ -4,25 +4,33 @@
  * time-based flush must commit meanwhile: watched through the store's `log/` objects), close (->
  * durable commit, sync-on-close). Then the FUSE server is killed -9, as a crash right after the
  * close, and a fresh process opens the store, reads the 10 MB back (sha256 equal) and shows which
- * segment objects hold the file's data. Finally fsck. If Samba cannot be installed or smbd cannot
- * start, the test fails with the output.
+ * segment objects hold the file's data. Finally fsck. Run on the local store and on a real Swift
+ * (scripts/swift-saio.sh). If Samba or Swift cannot be installed or started, the test fails with
+ * the output.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import { listAll, openStore, type ObjectStore } from '../../src/objstore/index.ts';
+import '../../src/objstore/remote.ts';
 import { debianPython, ensureSamba, existingUsers, removeUsersCreated, repoRoot, run, startSiltSmb, tempDir, type SiltSmb } from '../support/smb.ts';
+import { ensureSwift, purgeInBackground, runPrefix, type LocalSwift } from '../support/swift.ts';
 
-const USER = { name: 'silt_seed', password: 'seed-Pw1' };
+// Unique per run: concurrent runs on one machine must not share (or delete) each other's users.
+const USER = { name: `silt_seed_${Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, '0')}`, password: 'seed-Pw1' };
 const FILE = 'seed-newfile.bin';
 const MB10 = 10 * 1000 * 1000;
+
+const SWIFT_CONTAINER = 'silt-e2e-smb';
 
 let dir: string;
 let usersBefore: Set<string>;
 let share: SiltSmb | undefined;
+let swift: LocalSwift | undefined;
+const swiftVolume = runPrefix('smbseed').slice(0, -1);
 
 before(async () => {
   if (process.getuid?.() !== 0) throw new Error('the SMB tests need root (smbd, useradd, FUSE mounts)');
@@ -36,6 +44,7 @@ after(async () => {
   if (share) await share.stop();
   await removeUsersCreated([USER.name], usersBefore);
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  if (swift) purgeInBackground(swift, [SWIFT_CONTAINER], `${swiftVolume}/`);
 });
 
 /** open / write 10 MB / sleep / close with libsmbclient; prints one line per step. */
@@ -60,6 +69,7 @@ for off in range(0, size, 1048576):
 print('WRITTEN %.3f %s' % (time.time() - t0, hashlib.sha256(data).hexdigest()), flush=True)
 time.sleep(wait)
 print('CLOSING', flush=True)
+sys.stdin.readline()  # the test looks at the store first, then lets the close go ahead
 t0 = time.time()
 f.close()
 print('CLOSED %.3f' % (time.time() - t0), flush=True)
@@ -71,9 +81,9 @@ import { createHash } from 'node:crypto';
 import { listAll, openStore } from '${root}/src/objstore/index.ts';
 import { openFileSystem, rootIdentity } from '${root}/src/fs/index.ts';
 import { segmentKey } from '${root}/src/segment/index.ts';
-const [storeUrl, name] = process.argv.slice(2);
+const [storeUrl, volume, name] = process.argv.slice(2);
 const store = await openStore(storeUrl);
-const fsys = await openFileSystem({ store, volume: 'default' });
+const fsys = await openFileSystem({ store, volume });
 const a = await fsys.lookup(rootIdentity, 1, name);
 await fsys.open(rootIdentity, a.ino, 0);
 const h = createHash('sha256');
@@ -104,12 +114,20 @@ async function keys(store: ObjectStore, prefix: string): Promise<Map<string, num
   return m;
 }
 
-test('seed: SMB open(O_CREAT), write 10 MB, sleep 5 s (time-based flush commits), close (durable); a fresh process reads it back from segment objects', async (t) => {
+interface Backend {
+  name: string;
+  store: string;
+  volume: string;
+  env: NodeJS.ProcessEnv;
+}
+
+async function seedScenario(t: TestContext, b: Backend): Promise<void> {
   const t0 = performance.now();
-  share = await startSiltSmb({ dir, share: 'seed', users: [USER] });
+  share = await startSiltSmb({ dir: path.join(dir, b.name), share: 'seed', users: [USER], store: b.store, env: b.env, extraArgs: ['--volume', b.volume] });
   const startMs = performance.now() - t0;
-  const storeDir = path.join(dir, 'store');
-  const store = await openStore(`file:${storeDir}`);
+  const store = await withEnv(b.env, () => openStore(b.store));
+  const logPrefix = `${b.volume}/log/`;
+  const segPrefix = `${b.volume}/seg/`;
   const events: Record<string, number> = {};
   const lines: string[] = [];
   let logAtWritten = new Map<string, number>();
@@ -120,7 +138,7 @@ test('seed: SMB open(O_CREAT), write 10 MB, sleep 5 s (time-based flush commits)
   let stepErr = '';
   try {
     const py = spawn(debianPython, ['-c', SEED_PY, `smb://127.0.0.1:${share.port}/seed/${FILE}`, USER.name, USER.password, String(MB10), '5'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
     py.stderr.on('data', (d: Buffer) => (stepErr += d.toString()));
     const exited = new Promise<number>((resolve) => py.on('close', (c) => resolve(c ?? 1)));
@@ -136,9 +154,9 @@ test('seed: SMB open(O_CREAT), write 10 MB, sleep 5 s (time-based flush commits)
         const wroteAt = performance.now();
         // The client now holds the file open for 5 s: watch the store for a commit.
         watching = (async () => {
-          logAtWritten = await keys(store, 'default/log/');
+          logAtWritten = await keys(store, logPrefix);
           while (!stopWatch) {
-            const now = await keys(store, 'default/log/');
+            const now = await keys(store, logPrefix);
             if (firstCommitAfterWriteMs === undefined && [...now.keys()].some((k) => !logAtWritten.has(k))) {
               firstCommitAfterWriteMs = performance.now() - wroteAt;
             }
@@ -156,18 +174,22 @@ test('seed: SMB open(O_CREAT), write 10 MB, sleep 5 s (time-based flush commits)
         if (line === 'CLOSING') {
           // Snapshot before close: what the time-based flush alone made durable.
           stopWatch = true;
-          py.stdout.pause();
           void (async () => {
-            await watching;
-            logAtClosing = await keys(store, 'default/log/');
-            segAtClosing = await keys(store, 'default/seg/');
-            py.stdout.resume();
+            try {
+              await watching;
+              logAtClosing = await keys(store, logPrefix);
+              segAtClosing = await keys(store, segPrefix);
+            } finally {
+              py.stdin.end('close\n');
+            }
           })();
         }
         onLine(line);
       }
     });
     const code = await exited;
+    stopWatch = true;
+    await watching?.catch(() => {});
     assert.equal(code, 0, `the libsmbclient client failed:\n${stepErr}\n${lines.join('\n')}\n--- silt smb:\n${share.log()}`);
     assert.deepEqual(Object.keys(events), ['OPENED', 'WRITTEN', 'CLOSING', 'CLOSED'], lines.join('\n'));
 
@@ -193,7 +215,8 @@ test('seed: SMB open(O_CREAT), write 10 MB, sleep 5 s (time-based flush commits)
   // A fresh process opens the store and reads the file back.
   const script = path.join(dir, 'read-back.mts');
   fs.writeFileSync(script, READ_BACK(repoRoot));
-  const r = await run(process.execPath, ['--import', 'tsx', script, `file:${storeDir}`, FILE], { cwd: repoRoot });
+  const env = { ...process.env, ...b.env };
+  const r = await run(process.execPath, ['--import', 'tsx', script, b.store, b.volume, FILE], { cwd: repoRoot, env });
   assert.equal(r.code, 0, `read-back failed:\n${r.stderr}${r.stdout}`);
   const back = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
     size: number;
@@ -211,18 +234,47 @@ test('seed: SMB open(O_CREAT), write 10 MB, sleep 5 s (time-based flush commits)
   const objects = new Map(back.objects);
   let inSegments = 0;
   for (const [key, n] of back.bySegment) {
-    assert.ok(/^default\/(seg|log)\/[0-9a-f]{16}$/.test(key), key);
+    assert.ok(key.startsWith(`${b.volume}/seg/`) || key.startsWith(`${b.volume}/log/`), key);
+    assert.ok(/\/(seg|log)\/[0-9a-f]{16}$/.test(key), key);
     assert.ok(objects.has(key), `segment object ${key} exists`);
     inSegments += n;
   }
   assert.equal(inSegments, MB10, 'every byte of the file is an extent in a segment object');
 
-  const fsck = await run(process.execPath, [path.join(repoRoot, 'bin', 'silt.mjs'), 'fsck', '--store', `file:${storeDir}`]);
+  const fsck = await run(process.execPath, [path.join(repoRoot, 'bin', 'silt.mjs'), 'fsck', '--store', b.store, '--volume', b.volume], { env });
   assert.equal(fsck.code, 0, `fsck:\n${fsck.stdout}${fsck.stderr}`);
 
-  t.diagnostic(`silt smb ready in ${(startMs / 1000).toFixed(1)} s; open ${events['OPENED']} s, write 10 MB ${events['WRITTEN']} s ` +
+  t.diagnostic(`${b.name}: silt smb ready in ${(startMs / 1000).toFixed(1)} s; open ${events['OPENED']} s, write 10 MB ${events['WRITTEN']} s ` +
     `(${(MB10 / 1e6 / events['WRITTEN']!).toFixed(0)} MB/s), first commit ${firstCommitAfterWriteMs?.toFixed(0)} ms after the write, ` +
     `close ${events['CLOSED']} s`);
   t.diagnostic(`file data in: ${back.bySegment.map(([k, n]) => `${k} (${n} bytes of ${objects.get(k)})`).join(', ')}`);
   t.diagnostic(fsck.stdout.trim());
+}
+
+test('seed on the local store: SMB open(O_CREAT), write 10 MB, sleep 5 s (time-based flush commits), close (durable); a fresh process reads it back from segment objects', async (t) => {
+  await seedScenario(t, { name: 'local', store: `file:${path.join(dir, 'local-store')}`, volume: 'default', env: {} });
 });
+
+test('seed on Swift: the same sequence, the segments are Swift objects', async (t) => {
+  swift = await ensureSwift();
+  await seedScenario(t, {
+    name: 'swift',
+    store: `${swift.storeUrl}?container=${SWIFT_CONTAINER}`,
+    volume: swiftVolume,
+    env: { SILT_SWIFT_USER: swift.user, SILT_SWIFT_KEY: swift.key },
+  });
+});
+
+/** Run fn with extra environment variables set (the store URL reads credentials from env). */
+async function withEnv<T>(env: NodeJS.ProcessEnv, fn: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
