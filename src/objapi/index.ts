@@ -7,7 +7,7 @@
  * - Every request is authenticated (a Swift token or a SigV4 signature) before it touches the
  *   volume; only the Swift auth endpoint answers without one, and only to a correct key.
  * - No request can name anything outside its container: paths are split before decoding, and
- *   '.', '..', empty, over-long, NUL/control and reserved (.silt-*) names are refused with 400;
+ *   '.', '..', empty, over-long, NUL/control and reserved (.silt-objapi-*) names are refused with 400;
  *   symlinks are never followed.
  * - A PUT (and a multipart completion) never exposes a partial object: the body is written to a
  *   hidden temporary file and renamed into place, and the response is sent only after fsync made

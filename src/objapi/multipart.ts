@@ -1,5 +1,5 @@
 /**
- * S3 multipart uploads. An upload is a directory /.silt-uploads/<uploadId> at the volume root
+ * S3 multipart uploads. An upload is a directory /.silt-objapi-uploads/<uploadId> at the volume root
  * (hidden: reserved names are never listed or addressable), its description in an xattr, each part
  * a file written like any PUT (aside, renamed, fsynced, MD5 stamped). Completion checks the parts
  * the client names against their ETags and S3's rules, then writes the object by streaming the
@@ -88,6 +88,8 @@ export class Multipart {
       let total = 0;
       for (const [i, p] of parts.entries()) {
         if (i > 0 && p.partNumber <= parts[i - 1]!.partNumber) throw badRequest('parts must be listed in ascending order', 'InvalidPartOrder');
+      }
+      for (const [i, p] of parts.entries()) {
         const a = await this.ns.lookup(who, dir.ino, partName(p.partNumber));
         if (!a || !isFile(a)) throw badRequest(`part ${p.partNumber} was not uploaded`, 'InvalidPart');
         const held = await this.fs.open(who, a.ino, O_RDONLY); // a re-upload of the part cannot free it under us

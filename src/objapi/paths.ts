@@ -7,13 +7,13 @@
  *   (%2F), NUL, C0 control or DEL, malformed %-escapes and invalid UTF-8 are refused;
  * - '.', '..' and empty segments (a//b) are refused wherever they appear (also as %2e%2e);
  * - a segment over NAME_MAX (255) bytes, or a path over PATH_MAX (4096) bytes, is refused;
- * - names starting with RESERVED_PREFIX ('.silt-') belong to the server (temporary PUT files,
+ * - names starting with RESERVED_PREFIX ('.silt-objapi-') belong to the server (temporary PUT files,
  *   multipart parts) and are refused in requests and hidden from listings.
  */
 import { NAME_MAX, PATH_MAX } from '../fs/index.ts';
 import { ApiError, badRequest } from './errors.ts';
 
-export const RESERVED_PREFIX = '.silt-';
+export const RESERVED_PREFIX = '.silt-objapi-';
 
 export interface Target {
   /** Decoded path segments; an empty final segment means the path ended in '/'. */

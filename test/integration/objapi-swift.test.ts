@@ -37,7 +37,8 @@ describe('auth', () => {
   });
 
   test('wrong key, unknown user, missing headers: 401', async () => {
-    for (const h of [{ 'x-auth-user': USER, 'x-auth-key': 'nope' }, { 'x-auth-user': 'x:y', 'x-auth-key': KEY }, {}]) {
+    const bad: Array<Record<string, string>> = [{ 'x-auth-user': USER, 'x-auth-key': 'nope' }, { 'x-auth-user': 'x:y', 'x-auth-key': KEY }, {}];
+    for (const h of bad) {
       const r = await http(f.port, { path: '/auth/v1.0', headers: h });
       assert.equal(r.status, 401, JSON.stringify(h));
     }
@@ -136,7 +137,7 @@ describe('objects', () => {
     assert.equal(r.status, 422);
     assert.equal((await swift(f.port, s, 'HEAD', '/obj/checked')).status, 404);
     const names = (await f.fs.readdir(root, (await f.fs.lookupPath(root, 'obj')).ino, 0n, 100)).map((e) => e.name);
-    assert.ok(!names.some((n) => n.startsWith('.silt-')), `no temporary file left: ${names.join(' ')}`);
+    assert.ok(!names.some((n) => n.startsWith('.silt-objapi-')), `no temporary file left: ${names.join(' ')}`);
     assert.equal((await swift(f.port, s, 'PUT', '/obj/checked', { etag: md5hex('payload') }, 'payload')).status, 201);
   });
 

@@ -61,8 +61,8 @@ const BAD_SEGMENTS: Array<[string, string]> = [
   ['crlf', 'a%0D%0AX-Injected:%201'],
   ['tab', '%09'],
   ['del', '%7F'],
-  ['reserved', '.silt-put-0123'],
-  ['reserved-uploads', '.silt-uploads'],
+  ['reserved', '.silt-objapi-put-0123'],
+  ['reserved-uploads', '.silt-objapi-uploads'],
   ['long-name', 'n'.repeat(256)],
   ['long-utf8-name', '%C3%A9'.repeat(128)],
 ];
