@@ -31,6 +31,39 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Deepest nesting a request needs is 5 (batch, request, params, caller, groups). */
+export const NESTING_MAX = 8;
+
+/**
+ * Whether arrays/objects in `line` nest deeper than `max`, found without parsing: strings are
+ * skipped with indexOf (a megabyte of base64 costs one memchr), so a well-formed request costs
+ * little, and a pathological line ("[[[[..." by the million, which JSON.parse takes seconds over
+ * while every other client waits) is refused after `max` characters.
+ */
+export function nestsDeeperThan(line: string, max: number): boolean {
+  let depth = 0;
+  for (let i = 0; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (c === 0x22) {
+      let j = i + 1;
+      for (;;) {
+        j = line.indexOf('"', j);
+        if (j === -1) return false; // unterminated: JSON.parse reports it
+        let backslashes = 0;
+        for (let k = j - 1; line.charCodeAt(k) === 0x5c; k--) backslashes++;
+        if (backslashes % 2 === 0) break;
+        j++;
+      }
+      i = j;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return false;
+}
+
 function validId(v: unknown): v is RpcId {
   return v === null || typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
 }
@@ -65,6 +98,9 @@ export class Dispatcher {
 
   /** One request line (a JSON object or a batch array) -> the reply line, or undefined if none is due. */
   async handleLine(s: Session, line: string): Promise<string | undefined> {
+    if (nestsDeeperThan(line, NESTING_MAX)) {
+      return replyLine(null, { error: rpcError(RPC_ERROR.INVALID_REQUEST, `JSON nested deeper than ${NESTING_MAX} levels`, 'EINVAL') });
+    }
     let msg: unknown;
     try {
       msg = JSON.parse(line);

@@ -9,8 +9,8 @@
  *   turns it back into an FsError with the same errno.
  * - No call other than RpcPing/RpcAuth/RpcMount runs before the connection has presented the
  *   token; a bad token closes the connection.
- * - Every per-connection quantity is bounded: line length, requests in flight, batch size,
- *   buffered reply bytes, connections, time to authenticate, idle time, time to finish a line.
+ * - Every per-connection quantity is bounded: line length, JSON nesting, requests in flight, batch
+ *   size, buffered reply bytes, connections, time to authenticate, idle time, time to finish a line.
  * - A mountId is valid only on the connection that made it; when the connection closes, its
  *   mounts go away with their pins and opens.
  * - 64-bit values on the wire: inode numbers, sizes and offsets are safe-integer JSON numbers;

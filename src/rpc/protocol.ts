@@ -45,7 +45,7 @@ export const DEFAULT_LIMITS: Readonly<RpcLimits> = Object.freeze({
   inflightMax: 64,
   connectionsMax: 1024,
   batchMax: 64,
-  outputBytesMax: 64 * 1024 * 1024,
+  outputBytesMax: 16 * 1024 * 1024,
   authTimeoutMs: 10_000,
   idleTimeoutMs: 600_000,
   frameTimeoutMs: 60_000,

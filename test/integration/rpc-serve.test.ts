@@ -3,7 +3,10 @@
  * RpcMount -> RpcCreate -> RpcWrite of 10 MB in chunks -> wait past the flush interval ->
  * RpcFlush -> kill -9 the server -> the store, opened afresh, holds the same 10 MB (sha256), and
  * `silt fsck` in a new process finds it clean. Then one writer per volume: two servers on the
- * volume, the second to commit is fenced and exits 2 with a clear message.
+ * volume, the second to commit is fenced and exits 2 with a clear message. The winner then serves
+ * RpcClient running the fs case table (the one the in-process fs layer passes), gives a few
+ * figures, and on SIGTERM commits and exits 0 with the volume clean.
+ * (One file, three server processes: each start of `silt serve` costs seconds on a loaded machine.)
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +18,10 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { openFileSystem, rootIdentity } from '../../src/fs/index.ts';
 import { openStore } from '../../src/objstore/index.ts';
-import { LineClient, REPO, spawnServe } from '../support/rpc-harness.ts';
+import { checkVolume } from '../../src/fsck/index.ts';
+import { RpcClient } from '../../src/rpc/index.ts';
+import { caseDir, fsCases, ROOT_ID, USER_ID } from '../support/rpc-cases.ts';
+import { LineClient, REPO, spawnServe, TOKEN } from '../support/rpc-harness.ts';
 
 const run = promisify(execFile);
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
@@ -38,7 +44,7 @@ test('seed scenario over a raw socket: create, 10 MB of writes, flush, kill -9; 
   const a = await spawnServe(['--store', url, '--mkfs', '--flush-interval-ms', String(flushIntervalMs)]);
   try {
     const c = await LineClient.connect(a.port);
-    const m = await c.ok('RpcMount', { volume: 'default', token: process.env['SILT_TOKEN'] ?? 'test-token-0123456789' });
+    const m = await c.ok('RpcMount', { volume: 'default', token: TOKEN });
     assert.equal(m.rootInode, 1);
     const created = await c.ok('RpcCreate', { mountId: m.mountId, inode: 1, name: 'newfile', mode: 0o644, uid: 0, gid: 0 });
     const data = randomBytes(10_000_000);
@@ -73,13 +79,13 @@ test('seed scenario over a raw socket: create, 10 MB of writes, flush, kill -9; 
     const [b, cc] = await Promise.all([spawnServe(['--store', url]), spawnServe(['--store', url])]);
     try {
       const cb = await LineClient.connect(b.port);
-      const mb = await cb.ok('RpcMount', { volume: 'default', token: 'test-token-0123456789' });
+      const mb = await cb.ok('RpcMount', { volume: 'default', token: TOKEN });
       const fb = await cb.ok('RpcCreate', { mountId: mb.mountId, inode: 1, name: 'fromB', mode: 0o644 });
       await cb.ok('RpcWrite', { mountId: mb.mountId, inode: fb.inode, offset: 0, data: Buffer.from('B was here').toString('base64') });
       await cb.ok('RpcFlush', { mountId: mb.mountId, inode: fb.inode });
 
       const c2 = await LineClient.connect(cc.port);
-      const mc = await c2.ok('RpcMount', { volume: 'default', token: 'test-token-0123456789' });
+      const mc = await c2.ok('RpcMount', { volume: 'default', token: TOKEN });
       const fc = await c2.ok('RpcCreate', { mountId: mc.mountId, inode: 1, name: 'fromC', mode: 0o644 });
       const flush = await c2.call('RpcFlush', { mountId: mc.mountId, inode: fc.inode });
       assert.ok(flush.error, 'the second writer must not commit');
@@ -89,9 +95,43 @@ test('seed scenario over a raw socket: create, 10 MB of writes, flush, kill -9; 
       assert.match(cc.stderr(), /fenced/);
       c2.close();
 
-      // B is still the owner and stops cleanly on SIGTERM (final commit, exit 0).
+      // B is still the owner: RpcClient runs the fs case table against it.
       assert.ok((await cb.ok('RpcPing')).pong);
       cb.close();
+      const client = await RpcClient.connect({ port: b.port, token: TOKEN });
+      for (const [name, runCase] of Object.entries(fsCases)) {
+        // The 8 MiB split of reads and writes is covered in-process (test/unit/rpc-client.test.ts);
+        // the 10 MB above already crossed processes.
+        if (name === 'largeFileAcrossFrames') continue;
+        await t.test(`RpcClient: ${name}`, async () =>
+          runCase({ fs: client, dir: await caseDir(client, ROOT_ID, name), root: ROOT_ID, user: USER_ID }),
+        );
+      }
+      await t.test('RpcClient: figures', async (tt) => {
+        const f = await client.create(ROOT_ID, 1, 'bench', 0o644);
+        const n = 500;
+        let t0 = performance.now();
+        for (let i = 0; i < n; i++) await client.getattr(ROOT_ID, f.ino);
+        tt.diagnostic(`RpcGetStat, one at a time: ${Math.round(n / ((performance.now() - t0) / 1000))} calls/s`);
+        t0 = performance.now();
+        await Promise.all(Array.from({ length: 16 }, async () => {
+          for (let i = 0; i < n / 16; i++) await client.getattr(ROOT_ID, f.ino);
+        }));
+        tt.diagnostic(`RpcGetStat, 16 in flight: ${Math.round(n / ((performance.now() - t0) / 1000))} calls/s`);
+        const body = randomBytes(4 << 20);
+        t0 = performance.now();
+        await Promise.all(Array.from({ length: 4 }, async (_, k) => {
+          for (let o = k * (1 << 20); o < body.length; o += 4 << 20) await client.write(ROOT_ID, f.ino, o, body.subarray(o, o + (1 << 20)));
+        }));
+        tt.diagnostic(`RpcWrite 4 MiB, 1 MiB calls, 4 in flight: ${(body.length / 1e6 / ((performance.now() - t0) / 1000)).toFixed(1)} MB/s`);
+        t0 = performance.now();
+        const back = await client.read(ROOT_ID, f.ino, 0, body.length);
+        tt.diagnostic(`RpcRead 4 MiB in one call: ${(body.length / 1e6 / ((performance.now() - t0) / 1000)).toFixed(1)} MB/s`);
+        assert.ok(Buffer.from(back).equals(body));
+      });
+      await client.close();
+
+      // SIGTERM: final commit, exit 0.
       b.proc.kill('SIGTERM');
       const exB = await b.exited;
       assert.equal(exB.code, 0, b.stderr());
@@ -102,6 +142,8 @@ test('seed scenario over a raw socket: create, 10 MB of writes, flush, kill -9; 
     assert.equal((await readWhole(url, 'fromB')).toString(), 'B was here');
     assert.equal(sha(await readWhole(url, 'newfile')), sha(data));
     await assert.rejects(readWhole(url, 'fromC'), /ENOENT/);
+    const report = await checkVolume(await openStore(url, {}), 'default');
+    assert.deepEqual(report.problems.filter((p) => p.severity === 'error'), []);
   } finally {
     if (a.proc.exitCode === null && a.proc.signalCode === null) a.proc.kill('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });

@@ -184,7 +184,7 @@ test(`fuzz: thousands of garbage and mutated lines, 0 crashes, every reply valid
   inodes.push((dir.result as { inode: number }).inode, 2 ** 40, 999);
   let errors = 0;
   let results = 0;
-  for (let i = 0; i < 3000; i++) {
+  for (let i = 0; i < 2000; i++) {
     const g = garbageLine(r, i);
     const out = await d.handleLine(s, g);
     assert.ok(out !== undefined, `garbage got no reply: ${g.slice(0, 100)} (SILT_SEED=${SEED})`);
@@ -193,7 +193,7 @@ test(`fuzz: thousands of garbage and mutated lines, 0 crashes, every reply valid
       errors++;
     }
   }
-  for (let i = 0; i < 4000; i++) {
+  for (let i = 0; i < 3000; i++) {
     const req = mutatedRequest(r, i, mountId, inodes);
     const out = await d.handleLine(s, req);
     assert.ok(out !== undefined, `no reply: ${req.slice(0, 200)}`);
@@ -204,8 +204,8 @@ test(`fuzz: thousands of garbage and mutated lines, 0 crashes, every reply valid
       if (typeof res?.inode === 'number' && !inodes.includes(res.inode)) inodes.push(res.inode);
     }
   }
-  assert.ok(results > 400, `many mutated requests succeed (${results})`);
-  assert.ok(errors > 3000);
+  assert.ok(results > 300, `many mutated requests succeed (${results})`);
+  assert.ok(errors > 2000);
   // The volume is still consistent after all that.
   await fsys.close();
   const rep = await checkVolume(store, 'default');
@@ -307,6 +307,24 @@ test('errors carry errno; unknown methods -32601; mount ids belong to their sess
   assert.deepEqual((await line('RpcUnmount', { mountId })).result, {});
   assert.equal((await line('RpcGetStat', { mountId, inode: 1 })).error?.data.errno, 'ESTALE');
   assert.equal((await line('RpcMount', { volume: 'other' })).error?.data.errno, 'ENOENT');
+});
+
+test('pathological lines are refused fast: deep nesting, huge strings', async () => {
+  const { d, s } = await setup();
+  for (const line of ['['.repeat(5_000_000), '{"a":'.repeat(1_000_000) + '1' + '}'.repeat(1_000_000), '[' + '"\\\\",'.repeat(100_000) + '[[[[[[[[[1]]]]]]]]]]']) {
+    const t0 = performance.now();
+    const r = checkReply((await d.handleLine(s, line))!, 'deep')[0]!;
+    assert.equal(r.error?.code, RPC_ERROR.INVALID_REQUEST);
+    assert.match(r.error!.message, /nested deeper/);
+    assert.ok(performance.now() - t0 < 2000, `took ${performance.now() - t0} ms`);
+  }
+  // Quotes and brackets inside strings do not count.
+  const ok = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'RpcPing', params: {} });
+  assert.ok(JSON.parse((await d.handleLine(s, ok))!).result);
+  const tricky = JSON.stringify({ jsonrpc: '2.0', id: '[[[[[[[[[[\\"{{{{{{{{{{', method: 'RpcPing' });
+  assert.equal(JSON.parse((await d.handleLine(s, tricky))!).id, '[[[[[[[[[[\\"{{{{{{{{{{');
+  const huge = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'RpcAuth', params: { token: 'x'.repeat(10_000_000) } });
+  assert.equal(JSON.parse((await d.handleLine(s, huge))!).error.code, RPC_ERROR.INVALID_PARAMS);
 });
 
 test('batches and notifications (JSON-RPC 2.0 section 6)', async () => {
