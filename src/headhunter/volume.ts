@@ -123,6 +123,8 @@ export class Volume {
   private durableChangeSeq = 0;
   private committing: Promise<void> | null = null;
   private headSeq = 0;
+  /** The sequence the stored `head` object is known to name (what recovery will probe from). */
+  private durableHeadSeq = 0;
   private headWrite: Promise<void> = Promise.resolve();
   private fencedError: Error | null = null;
   private closed = false;
@@ -334,8 +336,13 @@ export class Volume {
       .then(async () => {
         this.failpoints.hit('before-head-put');
         await this.store.put(`${this.prefix}head`, Buffer.from(JSON.stringify({ seq }) + '\n'));
+        this.durableHeadSeq = seq;
       })
-      .catch((err: unknown) => this.log.warn('head hint update failed', { err: errMessage(err) }));
+      .catch((err: unknown) => {
+        // Not written: the next commit or updateHead tries again.
+        if (this.headSeq === seq) this.headSeq = this.durableHeadSeq;
+        this.log.warn('head hint update failed', { err: errMessage(err) });
+      });
   }
 
   /** Snapshots as the next commit will record them. */
@@ -379,14 +386,18 @@ export class Volume {
     await this.sync();
   }
 
-  /** The sequence the `head` hint names (recovery probes forward from it). */
+  /**
+   * The sequence the stored `head` hint names (recovery probes forward from it, so gc keeps every
+   * commit from there on). What was read at open or last written successfully, never what a
+   * failed or pending write meant to say.
+   */
   get headHintSeq(): number {
-    return this.headSeq;
+    return this.durableHeadSeq;
   }
 
   /** Point the `head` hint at the newest durable commit and wait for it (gc does, before deleting old commits). */
   async updateHead(): Promise<void> {
-    if (this.lastCommit.seq !== this.headSeq) this.writeHead(this.lastCommit.seq);
+    if (this.lastCommit.seq !== this.durableHeadSeq) this.writeHead(this.lastCommit.seq);
     await this.headWrite;
   }
 
@@ -513,6 +524,8 @@ export class Volume {
           throw new CorruptionError(`commit ${seq} belongs to volume ${commit.volumeId}, not ${sb.volumeId}`);
         }
         const v = new Volume(store, name, o, commit, last + 1);
+        // The stored hint may be older than the commit we open (a crash before the head PUT).
+        v.headSeq = v.durableHeadSeq = Math.min(hint, commit.seq);
         // Data segments at or above the high-water mark are left over from a crash (no durable
         // commit references them): hand out numbers above them, so that creating a new data
         // segment (never an overwrite) does not collide with one and fence us.
