@@ -26,8 +26,8 @@ import {
   type FuseServer,
 } from '../fuse/index.ts';
 import { openStore } from '../objstore/index.ts';
-import { FsError } from '../util/errors.ts';
-import { stderrLogger, type Logger } from '../util/log.ts';
+import { FsError } from '../util/index.ts';
+import { stderrLogger, type Logger } from '../util/index.ts';
 
 export interface RunMountOptions {
   /** Store URL: file:PATH, memory:NAME, swift+http://..., s3+http://... */

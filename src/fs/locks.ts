@@ -14,7 +14,7 @@
  *   rejection) and when its inode's locks are cleared.
  * Ranges are bigint byte offsets with an inclusive end; OFFSET_MAX (2^63-1) means "to EOF".
  */
-import { FsError } from '../util/errors.ts';
+import { FsError } from '../util/index.ts';
 
 export type PosixLockType = 'read' | 'write';
 export type FlockType = 'shared' | 'exclusive';

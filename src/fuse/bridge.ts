@@ -14,8 +14,8 @@
  *   flock locks at RELEASE of the open file that took them.
  * - identity: uid/gid/pid from the request header, supplementary groups from /proc.
  */
-import { FsError } from '../util/errors.ts';
-import type { Logger } from '../util/log.ts';
+import { FsError } from '../util/index.ts';
+import type { Logger } from '../util/index.ts';
 import { LockTable, LOCK_OFFSET_MAX, type PosixLockType } from '../fs/locks.ts';
 import {
   O_CREAT,
@@ -27,7 +27,7 @@ import {
   type Attr,
   type FileSystem,
   type Identity,
-} from '../fs/types.ts';
+} from '../fs/index.ts';
 import { GroupCache } from './identity.ts';
 import type { CreateOut, FuseRequest, LockRequest, RawFileSystem, SetattrIn } from './raw.ts';
 import {

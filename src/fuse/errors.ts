@@ -3,7 +3,7 @@
  * FsError -> its errno; Interrupted (a request the kernel interrupted) -> EINTR; anything else is a
  * bug or an unexpected failure below: EIO, and the caller logs it.
  */
-import { FsError } from '../util/errors.ts';
+import { FsError } from '../util/index.ts';
 
 /** EINTR is not in util's ERRNO table (no fs operation returns it); only interrupts produce it. */
 export const EINTR = 4;

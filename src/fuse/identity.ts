@@ -5,7 +5,7 @@
  * bypasses mode checks), so root requests never read /proc.
  */
 import { readFileSync } from 'node:fs';
-import type { Identity } from '../fs/types.ts';
+import type { Identity } from '../fs/index.ts';
 
 export interface GroupCacheOptions {
   /** How long a pid's groups are trusted. Default 1000 ms. */

@@ -23,9 +23,9 @@
  *   the kernel's back (another front end in this process) calls invalidateInode/invalidateEntry.
  */
 import { closeSync } from 'node:fs';
-import type { FileSystem } from '../fs/types.ts';
+import type { FileSystem } from '../fs/index.ts';
 import { LockTable } from '../fs/locks.ts';
-import type { Logger } from '../util/log.ts';
+import type { Logger } from '../util/index.ts';
 import { FsBridge } from './bridge.ts';
 import { cleanStaleMount, findMount, mountFuse, setReadAhead, unmountFuse, type MountOptions } from './mount.ts';
 import { FuseSession, type ConnectionInfo } from './session.ts';

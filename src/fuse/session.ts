@@ -11,8 +11,8 @@
  */
 import * as fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { ERRNO } from '../util/errors.ts';
-import type { Logger } from '../util/log.ts';
+import { ERRNO } from '../util/index.ts';
+import type { Logger } from '../util/index.ts';
 import { EINVAL, ENOSYS, Interrupted, errnoFor } from './errors.ts';
 import type { FuseRequest, RawFileSystem, SetattrIn } from './raw.ts';
 import {

@@ -3,7 +3,7 @@
  * struct sizes, and encoders/decoders for the structs we use. Little-endian, 64-bit aligned.
  * Nothing here knows about the `fs` layer.
  */
-import { FsError } from '../util/errors.ts';
+import { FsError } from '../util/index.ts';
 
 export const FUSE_KERNEL_VERSION = 7;
 /** The minor version we speak (and answer INIT with when the kernel is newer). */
