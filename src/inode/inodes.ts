@@ -423,6 +423,10 @@ export class Inodes {
     for (const p of pieces) total += 'zero' in p ? p.zero : p.n;
     const out = Buffer.allocUnsafe(total);
     let pos = 0;
+    // One ranged GET for a run of records rather than one per record (and read-ahead when the
+    // run continues the last one), then each record from the cache.
+    const exts = pieces.filter((p): p is Extract<ReadPiece, { ext: Extent }> => 'ext' in p);
+    if (exts.length > 1) await this.volume.reader.prefetchMany(exts.map((p) => p.ext.rec));
     const reads: Promise<void>[] = [];
     for (const p of pieces) {
       if ('zero' in p) {

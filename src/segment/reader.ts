@@ -87,6 +87,44 @@ export class SegmentReader {
     }
   }
 
+  /**
+   * Warm the cache for records a caller is about to read together (one file read spans many
+   * records): one ranged GET per run of nearby records in a segment, instead of one GET per
+   * record, and a whole read-ahead window when the run continues the previous one. Errors are
+   * left to the individual reads that follow.
+   */
+  async prefetchMany(locs: readonly Loc[]): Promise<void> {
+    const bySeg = new Map<number, Loc[]>();
+    for (const l of locs) {
+      if (this.cache.has(cacheKey(l)) || this.writer?.isInMemory(l.seg)) continue;
+      const list = bySeg.get(l.seg);
+      if (list) list.push(l);
+      else bySeg.set(l.seg, [l]);
+    }
+    const gap = 64 * 1024;
+    const fetches: Promise<unknown>[] = [];
+    for (const [seg, ls] of bySeg) {
+      if (ls.length < 2 && this.lastEnd.get(seg) !== ls[0]!.off) continue; // a lone record: read() fetches it
+      ls.sort((a, b) => a.off - b.off);
+      let start = ls[0]!.off;
+      let end = start + ls[0]!.len;
+      const flush = (): void => {
+        const len = this.lastEnd.get(seg) === start ? Math.max(end - start, this.opts.readAheadBytes) : end - start;
+        fetches.push(this.fetchRetryingShort(seg, start, len).catch(() => {}));
+      };
+      for (const l of ls.slice(1)) {
+        if (l.off <= end + gap) end = Math.max(end, l.off + l.len);
+        else {
+          flush();
+          start = l.off;
+          end = l.off + l.len;
+        }
+      }
+      flush();
+    }
+    await Promise.all(fetches);
+  }
+
   /** The summary of a durable segment: every record's type, owner, key and place (cleaner, tools). */
   async readSummary(seg: number): Promise<SummaryEntry[]> {
     const key = segmentKey(this.opts.volumePrefix, seg);
