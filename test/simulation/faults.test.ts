@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { FaultyStore, MemoryStore } from '../../src/objstore/index.ts';
 import { openFileSystem, rootIdentity as who } from '../../src/fs/index.ts';
 import { FsError, Random } from '../../src/util/index.ts';
-import { Simulation, type SimStats } from './harness.ts';
+import { Simulation, defaultShape, type SimStats } from './harness.ts';
 
 const tenPercent = {
   putFailBefore: 0.1,
@@ -38,7 +38,7 @@ test('transient faults at 10%: the workload completes and ends equal to the mode
   const start = Date.now();
   for (const seed of seeds) {
     const t0 = Date.now();
-    const s: SimStats = await new Simulation({ seed, rounds: 1, opsPerRound: 300, faults: tenPercent, crash: false, liveCheckEvery: 60 }).run();
+    const s: SimStats = await new Simulation({ seed, rounds: 1, opsPerRound: 300, faults: tenPercent, crash: false, liveCheckEvery: 60, shape: { ...defaultShape, gc: true } }).run();
     console.log(`seed ${seed}: ${s.ops} ops, ${s.faults} faults, ${s.syncsAcked} syncs acked, ${s.syncsFailed} failed, ${s.eioOps} EIO ops, ${s.restarts} restarts after a halted update, ${Date.now() - t0} ms`);
     syncsFailed += s.syncsFailed;
     syncsAcked += s.syncsAcked;

@@ -20,6 +20,8 @@ import { FaultyStore, MemoryStore, type FaultEvent, type FaultRates } from '../.
 import { openFileSystem, rootIdentity, type SiltFileSystem } from '../../src/fs/index.ts';
 import type { Attr } from '../../src/fs/types.ts';
 import { checkVolume } from '../../src/fsck/index.ts';
+import { collectGarbage } from '../../src/headhunter/index.ts';
+import { cleanSegments } from '../../src/inode/index.ts';
 import { FAILPOINTS, Failpoints, FsError, Random, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, nullLogger, stderrLogger } from '../../src/util/index.ts';
 import {
   Model,
@@ -70,6 +72,10 @@ export type Op =
   | { k: 'sync' }
   /** A sync the harness does not wait for: later ops run while it commits (group commit). */
   | { k: 'bgsync' }
+  /** Online garbage collection (no grace period): must never delete what a commit may need. */
+  | { k: 'gc'; keepCommits: number }
+  /** The cleaner: rewrite the live records of mostly-dead segments, then commit. */
+  | { k: 'clean'; utilizationMax: number; segmentsMax: number; keepCommits: number }
   | { k: 'read'; path: string; off: number; len: number };
 
 export function opText(op: Op): string {
@@ -92,6 +98,8 @@ export interface WorkloadShape {
   sync: number;
   /** Deepest directory level the generator creates (root is 0). */
   depthMax: number;
+  /** Include online gc and cleaner passes (about 4% of ops). */
+  gc?: boolean;
 }
 
 export const defaultShape: WorkloadShape = { bigWrite: 0.04, sync: 0.08, depthMax: 2 };
@@ -164,6 +172,10 @@ export function genOp(r: Random, m: Model, shape: WorkloadShape = defaultShape):
     };
   }
   if (y < 90) return { k: 'removexattr', path: anyPath(), name: r.pick(XATTR_NAMES) };
+  if (y < 97 && y >= 93 && shape.gc) {
+    if (r.chance(0.4)) return { k: 'gc', keepCommits: 1 + r.int(4) };
+    return { k: 'clean', utilizationMax: 0.7 + r.int(4) / 10, segmentsMax: 1 + r.int(6), keepCommits: 1 + r.int(3) };
+  }
   if (y < 93) return { k: 'chmod', path: r.chance(0.05) ? '' : anyPath(), mode: r.pick([0o644, 0o600, 0o755, 0o4755, 0o1777, 0]) };
   const path = filePath();
   const cur = size(path);
@@ -204,6 +216,8 @@ export function applyModel(m: Model, op: Op): Outcome {
     }
     case 'sync':
     case 'bgsync':
+    case 'gc':
+    case 'clean':
       return OK;
     case 'read': {
       const r = m.read(op.path, op.off, op.len);
@@ -213,7 +227,7 @@ export function applyModel(m: Model, op: Op): Outcome {
 }
 
 /** Apply an op to the file system. Resolves to the outcome; `read` also returns the bytes. */
-export async function applyFs(fs: SiltFileSystem, op: Op): Promise<{ outcome: Outcome; bytes?: Uint8Array }> {
+export async function applyFs(fs: SiltFileSystem, op: Op): Promise<{ outcome: Outcome; bytes?: Uint8Array; gcDeleted?: number; cleaned?: number }> {
   const data = dataPool();
   const ino = async (path: string): Promise<number> => (await fs.lookupPath(who, path)).ino;
   try {
@@ -271,6 +285,21 @@ export async function applyFs(fs: SiltFileSystem, op: Op): Promise<{ outcome: Ou
         break;
       case 'bgsync':
         throw new Error('bgsync is run by the simulation itself');
+      case 'gc':
+      case 'clean':
+        // Not file-system calls: a store failure is reported as EIO like one.
+        try {
+          if (op.k === 'gc') {
+            const g = await collectGarbage(fs.volume, { graceMs: 0, keepCommits: op.keepCommits });
+            return { outcome: OK, gcDeleted: g.deleted };
+          }
+          const { k: _, ...opts } = op;
+          const c = await cleanSegments(fs.inodes, opts);
+          return { outcome: OK, cleaned: c.recordsMoved };
+        } catch (err) {
+          if (err instanceof FsError) throw err;
+          throw new FsError('EIO', `${op.k}: ${String(err)}`, { cause: err });
+        }
       case 'read': {
         const bytes = await fs.read(who, await ino(op.path), op.off, op.len);
         return { outcome: OK, bytes };
@@ -358,6 +387,10 @@ export interface SimStats {
   failpointHits: Record<string, number>;
   /** File bytes in the recovered volumes, summed over every recovery. */
   fileBytesChecked: number;
+  /** Segment objects online gc deleted. */
+  gcDeleted: number;
+  /** Records the cleaner moved. */
+  recordsCleaned: number;
   /** Wall time by phase (ops, open, fsck, describe, match). */
   timeMs: Record<string, number>;
 }
@@ -365,6 +398,24 @@ export interface SimStats {
 export class SimFailure extends Error {}
 
 const SEEN_FAULTS = ['fail-before', 'lost-ack', 'fail', 'short-read'];
+
+/** The crash simulation's settings (sim.test.ts; scripts replaying a seed use the same). */
+export const crashSimOptions: Omit<SimOptions, 'seed'> = {
+  rounds: 16,
+  opsPerRound: 20,
+  crash: true,
+  faults: {
+    putFailBefore: 0.03,
+    putFailAfter: 0.03,
+    streamWriteFail: 0.03,
+    getFail: 0.03,
+    shortRead: 0.03,
+    headFail: 0.03,
+    listFail: 0.03,
+    latency: 0.2,
+  },
+  shape: { bigWrite: 0.02, sync: 0.12, depthMax: 2, gc: true },
+};
 
 /** Volume settings small enough that every code path (data segments, early commits, head hints) runs. */
 export const simVolumeOptions = {
@@ -392,6 +443,8 @@ export class Simulation {
     storeCalls: 0,
     failpointHits: {},
     fileBytesChecked: 0,
+    gcDeleted: 0,
+    recordsCleaned: 0,
     timeMs: {},
   };
   private readonly r: Random;
@@ -602,13 +655,21 @@ export class Simulation {
     }
     const next = this.model.clone();
     const expected = applyModel(next, op);
-    const mutates = 'ok' in expected && op.k !== 'read' && !isSync(op);
+    const mutates = 'ok' in expected && op.k !== 'read' && op.k !== 'gc' && op.k !== 'clean' && !isSync(op);
     // The op's result is a candidate recovery state from the moment it starts.
     if (mutates) this.states.push(next);
     this.stats.ops++;
     const t = performance.now();
-    const { outcome, bytes } = await withTimeout(applyFs(this.fs, op), 20_000, () => this.fail(`op hung: ${opText(op)}`));
+    const { outcome, bytes, gcDeleted, cleaned } = await withTimeout(applyFs(this.fs, op), 20_000, () => this.fail(`op hung: ${opText(op)}`));
     this.time('ops', t);
+    if (gcDeleted !== undefined) {
+      this.stats.gcDeleted += gcDeleted;
+      this.note(`  gc deleted ${gcDeleted} objects`);
+    }
+    if (cleaned !== undefined) {
+      this.stats.recordsCleaned += cleaned;
+      this.note(`  cleaner moved ${cleaned} records`);
+    }
     const crashed = this.store.crashed;
     this.note(`${opText(op)} -> ${outcomeText(outcome)}${outcomeText(outcome) !== outcomeText(expected) ? ` (model: ${outcomeText(expected)})` : ''}`);
     if (crashed) {

@@ -8,30 +8,14 @@
  *
  *   SILT_SEED=n             replay exactly one seed (every fault and crash point is the same)
  *   SILT_SIM_SEEDS=n        at most n seeds (default 1000), starting at seed 1
- *   SILT_SIM_BUDGET_S=s     stop starting new seeds after s seconds (default 100)
+ *   SILT_SIM_BUDGET_S=s     stop starting new seeds after s seconds (default 90)
  *   SILT_SIM_SECONDS=s      release mode: fresh random seeds for s seconds
  *   SILT_SIM_LOG=all        print the whole op log on failure, not its tail
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Simulation, type SimOptions, type SimStats } from './harness.ts';
+import { Simulation, crashSimOptions, type SimStats } from './harness.ts';
 
-export const crashSimOptions: Omit<SimOptions, 'seed'> = {
-  rounds: 16,
-  opsPerRound: 20,
-  crash: true,
-  faults: {
-    putFailBefore: 0.03,
-    putFailAfter: 0.03,
-    streamWriteFail: 0.03,
-    getFail: 0.03,
-    shortRead: 0.03,
-    headFail: 0.03,
-    listFail: 0.03,
-    latency: 0.2,
-  },
-  shape: { bigWrite: 0.02, sync: 0.12, depthMax: 2 },
-};
 
 function summary(seed: number, s: SimStats, ms: number): string {
   const points = Object.entries(s.crashPoints)
@@ -44,7 +28,7 @@ test('crash-recovery simulation', { timeout: 60 * 60_000 }, async () => {
   const one = process.env.SILT_SEED;
   const release = Number(process.env.SILT_SIM_SECONDS ?? 0);
   const maxSeeds = one !== undefined ? 1 : release > 0 ? Infinity : Number(process.env.SILT_SIM_SEEDS ?? 1000);
-  const budgetMs = 1000 * (release > 0 ? release : Number(process.env.SILT_SIM_BUDGET_S ?? 100));
+  const budgetMs = 1000 * (release > 0 ? release : Number(process.env.SILT_SIM_BUDGET_S ?? 90));
   const base = one !== undefined ? Number(one) : release > 0 ? 1_000_000 + (Date.now() % 1_000_000_000) : 1;
   if (release > 0) console.log(`release mode: seeds from ${base} for ${release} s`);
   const total: SimStats = {
@@ -60,6 +44,8 @@ test('crash-recovery simulation', { timeout: 60 * 60_000 }, async () => {
     storeCalls: 0,
     failpointHits: {},
     fileBytesChecked: 0,
+    gcDeleted: 0,
+    recordsCleaned: 0,
     timeMs: {},
   };
   const start = Date.now();
@@ -68,7 +54,7 @@ test('crash-recovery simulation', { timeout: 60 * 60_000 }, async () => {
     const t0 = Date.now();
     const s = await new Simulation({ seed, ...crashSimOptions }).run();
     console.log(summary(seed, s, Date.now() - t0));
-    for (const k of ['ops', 'crashes', 'restarts', 'syncsAcked', 'syncsFailed', 'eioOps', 'faults', 'lostOps', 'storeCalls', 'fileBytesChecked'] as const) {
+    for (const k of ['ops', 'crashes', 'restarts', 'syncsAcked', 'syncsFailed', 'eioOps', 'faults', 'lostOps', 'storeCalls', 'fileBytesChecked', 'gcDeleted', 'recordsCleaned'] as const) {
       total[k] += s[k];
     }
     for (const [k, v] of Object.entries(s.crashPoints)) total.crashPoints[k] = (total.crashPoints[k] ?? 0) + v;
@@ -77,7 +63,7 @@ test('crash-recovery simulation', { timeout: 60 * 60_000 }, async () => {
   console.log(
     `${n} seeds (${base}..${base + n - 1}): ${total.ops} ops, ${total.crashes} crash points, ${total.restarts} restarts, ` +
       `${total.syncsAcked} syncs acked, ${total.syncsFailed} failed, ${total.faults} faults, ${total.lostOps} unsynced ops rolled back, ` +
-      `${Math.round(total.fileBytesChecked / 1048576)} MiB verified after crashes, ${Date.now() - start} ms\n` +
+      `${total.gcDeleted} objects deleted by online gc, ${total.recordsCleaned} records moved by the cleaner, ${Math.round(total.fileBytesChecked / 1048576)} MiB verified after crashes, ${Date.now() - start} ms\n` +
       `  crash points: ${JSON.stringify(total.crashPoints)}\n  time by phase (ms): ${JSON.stringify(total.timeMs)}`,
   );
   assert.ok(total.crashes >= n * (crashSimOptions.rounds - 1), 'every round should end in a crash');
