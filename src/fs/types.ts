@@ -30,7 +30,7 @@ export {
   NAME_MAX,
   PATH_MAX,
   FILE_SIZE_MAX,
-} from '../util/posix.ts';
+} from '../util/index.ts';
 
 export interface Attr {
   ino: number;

@@ -16,7 +16,7 @@
  */
 import { FsError } from '../util/index.ts';
 import type { Logger } from '../util/index.ts';
-import { LockTable, LOCK_OFFSET_MAX, type PosixLockType } from '../fs/locks.ts';
+import { LockTable, LOCK_OFFSET_MAX, type PosixLockType } from '../fs/index.ts';
 import {
   O_CREAT,
   O_EXCL,

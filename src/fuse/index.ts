@@ -24,7 +24,7 @@
  */
 import { closeSync } from 'node:fs';
 import type { FileSystem } from '../fs/index.ts';
-import { LockTable } from '../fs/locks.ts';
+import { LockTable } from '../fs/index.ts';
 import type { Logger } from '../util/index.ts';
 import { FsBridge } from './bridge.ts';
 import { cleanStaleMount, findMount, mountFuse, setReadAhead, unmountFuse, type MountOptions } from './mount.ts';

@@ -11,6 +11,7 @@
 export const ERRNO = {
   EPERM: 1,
   ENOENT: 2,
+  EINTR: 4,
   ENXIO: 6,
   EIO: 5,
   E2BIG: 7,
