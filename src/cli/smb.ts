@@ -101,8 +101,8 @@ export async function runSmb(opts: RunSmbOptions): Promise<void> {
   const missing = await missingVfsModules(tools.smbd, opts.vfsObjects);
   if (missing.length > 0) {
     throw new CliError(
-      `smbd has no VFS module ${missing.join(', ')}: install the Debian package samba-vfs-modules ` +
-        `(apt-get install samba-vfs-modules), or choose others with --vfs-objects`,
+      `smbd cannot load the VFS module${missing.length > 1 ? 's' : ''} ${missing.join(', ')}: Debian ships them in the package ` +
+        `samba-vfs-modules (apt-get install samba-vfs-modules); or choose others with --vfs-objects`,
     );
   }
   const probeAddr = listensEverywhere(opts.listen) ? undefined : opts.listen === 'lo' ? '127.0.0.1' : opts.listen;
@@ -135,25 +135,15 @@ export async function runSmb(opts: RunSmbOptions): Promise<void> {
   let smbd: Smbd | undefined;
   let failure: unknown;
   try {
+    mountpoint = path.resolve(opts.mount ?? layout.mnt);
+    checkReachable(mountpoint);
     for (const d of [layout.root, layout.lock, layout.state, layout.cache, layout.pid, layout.ncalrpc, layout.binddns, layout.log]) {
       fs.mkdirSync(d, { recursive: true });
     }
     fs.mkdirSync(layout.private, { recursive: true, mode: 0o700 });
     fs.chmodSync(layout.private, 0o700);
     fs.chmodSync(layout.root, 0o755);
-
-    mountpoint = path.resolve(opts.mount ?? layout.mnt);
-    // smbd enters the share as each user: every directory above it must be searchable by them.
-    for (let d = path.dirname(mountpoint); ; d = path.dirname(d)) {
-      const st = fs.statSync(d, { throwIfNoEntry: false });
-      if (st && (st.mode & 0o001) === 0) {
-        throw new CliError(
-          `share users cannot reach ${mountpoint}: ${d} is mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')} ` +
-            `(run chmod o+x ${d}, or choose a --state or --mount elsewhere)`,
-        );
-      }
-      if (d === path.dirname(d)) break;
-    }
+    checkReachable(mountpoint); // directories just made follow the umask
 
     // smb.conf first: smbpasswd and pdbedit find the passdb through it.
     const listen = opts.listen;
@@ -301,6 +291,20 @@ export async function runSmb(opts: RunSmbOptions): Promise<void> {
     }
   }
   if (failure !== undefined) throw failure;
+}
+
+/** smbd enters the share as each user: every existing directory above it must be searchable by them. */
+function checkReachable(mountpoint: string): void {
+  for (let d = path.dirname(mountpoint); ; d = path.dirname(d)) {
+    const st = fs.statSync(d, { throwIfNoEntry: false });
+    if (st && (st.mode & 0o001) === 0) {
+      throw new CliError(
+        `share users cannot reach ${mountpoint}: ${d} is mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')} ` +
+          `(run chmod o+x ${d}, or choose a --state or --mount elsewhere)`,
+      );
+    }
+    if (d === path.dirname(d)) break;
+  }
 }
 
 async function unmountWithRetry(mountpoint: string, log: Logger): Promise<void> {

@@ -47,6 +47,7 @@ export function parseUserSpec(spec: string, env: NodeJS.ProcessEnv = process.env
   if (!NAME_RE.test(name)) {
     throw new Error(`user name '${name}' must be a system user name: lowercase letters, digits, '_' or '-', at most 32, not starting with a digit or '-'`);
   }
+  if (name === 'root') throw new Error('root cannot be a share user: smbd skips every permission check for root');
   if (password === undefined) {
     password = env[passwordEnvName(name)];
     if (password === undefined) throw new Error(`--user ${name}: give NAME:PASSWORD, or set ${passwordEnvName(name)}`);

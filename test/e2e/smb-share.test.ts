@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import {
   ensureSamba,
   existingUsers,
+  freePort,
   lsNames,
   patternBytes,
   removeUsersCreated,
@@ -203,6 +204,34 @@ describe('silt smb', () => {
     ok(await share.smbclient(A.name, `lcd ${local}; get renamed-by-fuse rbf.back`), 'SMB get after FUSE rename');
     assert.ok(fs.readFileSync(path.join(local, 'rbf.back')).equals(Buffer.concat([data, Buffer.from('tail')])));
     denied(await share.smbclient(A.name, 'allinfo to-fuse'), /NT_STATUS_OBJECT_NAME_NOT_FOUND/, 'old name');
+  });
+
+  test('one clear line and exit 2, with nothing set up, for: port in use, missing VFS module, an unreachable share', async () => {
+    const closed = path.join(dir, 'closed');
+    fs.mkdirSync(closed, { mode: 0o700 });
+    const silt = (state: string, args: string[]): ReturnType<typeof run> =>
+      run(process.execPath, [path.join(repoRoot, 'bin', 'silt.mjs'), 'smb', '--store', `file:${path.join(dir, 'err-store')}`, '--mkfs', '--share', 'x', '--listen', '127.0.0.1', '--state', state, ...args]);
+    const other = path.join(dir, 'err-state');
+    const free = String(await freePort());
+    const [port, vfs, unreachable] = await Promise.all([
+      silt(other, ['--port', String(share.port), '--user', `${A.name}:x`]),
+      silt(other, ['--port', free, '--user', `${A.name}:x`, '--vfs-objects', 'streams_xattr no_such_module']),
+      silt(path.join(closed, 'state'), ['--port', free, '--user', `${A.name}:x`]),
+    ]);
+    const cases: Array<[string, Awaited<ReturnType<typeof run>>, RegExp]> = [
+      ['port in use', port, new RegExp(`port ${share.port} on 127\\.0\\.0\\.1 is in use`)],
+      ['missing VFS module', vfs, /cannot load the VFS module no_such_module: .*samba-vfs-modules/],
+      ['unreachable', unreachable, new RegExp(`${closed} is mode 0700`)],
+    ];
+    for (const [what, r, re] of cases) {
+      assert.equal(r.code, 2, `${what}: exit ${r.code}\n${r.stderr}`);
+      assert.match(r.stderr, re, what);
+      assert.equal(r.stderr.trim().split('\n').length, 1, `${what}: one line:\n${r.stderr}`);
+    }
+    assert.equal(fs.existsSync(path.join(dir, 'err-store')), false, 'no store was created');
+    assert.equal(fs.existsSync(other), false, 'no state directory was created');
+    assert.deepEqual(fs.readdirSync(closed), [], 'nothing created under the unreachable directory');
+    assert.equal(fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(path.join(closed, 'state', 'mnt')), false);
   });
 
   test('stop: SIGTERM stops smbd, commits and unmounts; the volume is clean and holds the files', async () => {
