@@ -111,6 +111,8 @@ interface MountFlags {
   background: boolean;
   syncOnClose: boolean;
   flushIntervalMs?: string;
+  snapshot?: string;
+  metrics?: string;
   logLevel?: string;
 }
 
@@ -124,8 +126,10 @@ program
   .option('--background', 'return once the mount answers; the server keeps running', false)
   .option('--sync-on-close', 'close() of a written file returns after a durable commit', false)
   .option('--flush-interval-ms <ms>', 'commit dirty state at least this often (default 1000)')
+  .option('--snapshot <name>', 'mount a snapshot, read-only')
+  .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
   .option('--log-level <level>', 'debug, info, warn or error')
-  .addHelpText('after', '\nExamples:\n  silt mount --store file:/tmp/v /mnt/v --mkfs\n  silt umount /mnt/v')
+  .addHelpText('after', '\nExamples:\n  silt mount --store file:/tmp/v /mnt/v --mkfs\n  silt mount --store file:/tmp/v /mnt/snap --snapshot nightly\n  silt umount /mnt/v')
   .action(async (mountpoint: string, o: MountFlags) => {
     await mount(mountpoint, o);
   });
@@ -178,6 +182,8 @@ async function mount(mountpoint: string, o: MountFlags): Promise<void> {
     background: o.background,
     syncOnClose: o.syncOnClose,
     ...(flushIntervalMs !== undefined ? { flushIntervalMs } : {}),
+    ...(o.snapshot !== undefined ? { snapshot: o.snapshot } : {}),
+    ...(o.metrics !== undefined ? { metrics: o.metrics } : {}),
     logger: logger(o.logLevel),
   });
 }

@@ -25,8 +25,8 @@ import {
   unmountFuse,
   type FuseServer,
 } from '../fuse/index.ts';
-import { openStore } from '../objstore/index.ts';
-import { FsError } from '../util/index.ts';
+import { InstrumentedStore, openStore } from '../objstore/index.ts';
+import { FsError, parseListen, serveMetrics } from '../util/index.ts';
 import { stderrLogger, type Logger } from '../util/index.ts';
 
 export interface RunMountOptions {
@@ -41,6 +41,10 @@ export interface RunMountOptions {
   /** Close of a written file waits for a durable commit. */
   syncOnClose: boolean;
   flushIntervalMs?: number;
+  /** Mount this snapshot read-only instead of the newest state. */
+  snapshot?: string;
+  /** Serve Prometheus metrics at this HOST:PORT (GET /metrics). */
+  metrics?: string;
   logger: Logger;
   /** Called once the mount answers (foreground), e.g. to print where it is. */
   onReady?: (info: { mountpoint: string; pid: number }) => void;
@@ -110,13 +114,14 @@ export async function runMount(opts: RunMountOptions): Promise<void> {
   if (stale === 'cleaned') log.warn('cleaned a stale mount left by a server that died', { mountpoint });
   await fs.promises.mkdir(mountpoint, { recursive: true });
 
-  const store = await openStore(opts.store, { create: opts.mkfs });
+  const store = new InstrumentedStore(await openStore(opts.store, { create: opts.mkfs }));
   let fsys: SiltFileSystem;
   try {
     fsys = await openFileSystem({
       store,
       volume: opts.volume,
-      create: opts.mkfs,
+      create: opts.mkfs && opts.snapshot === undefined,
+      ...(opts.snapshot !== undefined && { snapshot: opts.snapshot }),
       syncOnClose: opts.syncOnClose,
       logger: log,
       ...(opts.flushIntervalMs !== undefined && { flushIntervalMs: opts.flushIntervalMs }),
@@ -169,6 +174,12 @@ export async function runMount(opts: RunMountOptions): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+
+  if (opts.metrics !== undefined) {
+    const { host, port } = parseListen(opts.metrics, 9464);
+    const m = await serveMetrics(host, port);
+    log.info('metrics served', { url: `http://${m.address}/metrics` });
+  }
 
   const st = await statWithTimeout(mountpoint, 10_000);
   if (!st.ok) log.warn('the new mount does not answer stat', { code: st.code });
