@@ -17,8 +17,9 @@ import { MountTable, openFileSystem, type SiltFileSystem } from '../fs/index.ts'
 import { DEFAULT_RPC_PORT, parseAddress, startRpcServer } from '../rpc/index.ts';
 import { FsError } from '../util/index.ts';
 import { CliError, DEFAULT_STORE, DEFAULT_VOLUME, connect, describe, logger } from './common.ts';
+import { addHttpOptions, startHttp, type HttpFlags } from './objapi.ts';
 
-export interface ServeFlags {
+export interface ServeFlags extends HttpFlags {
   store: string;
   volume: string;
   mkfs: boolean;
@@ -106,6 +107,15 @@ export async function runServe(o: ServeFlags): Promise<void> {
   if (!['127.0.0.1', '::1', 'localhost'].includes(server.host)) {
     log.warn('listening beyond loopback: the token and all data travel unencrypted; use a private network or a TLS tunnel');
   }
+  let http: Awaited<ReturnType<typeof startHttp>>;
+  try {
+    http = await startHttp(o, fsys, o.volume, log);
+  } catch (e) {
+    await server.close();
+    await fsys.close().catch(() => {});
+    throw e;
+  }
+  if (http) process.stdout.write(http.line);
 
   let exitCode = 0;
   let stopping: Promise<void> | undefined;
@@ -117,6 +127,7 @@ export async function runServe(o: ServeFlags): Promise<void> {
     stopping ??= (async () => {
       log.info(`${why}: stopping`, { volume: o.volume });
       clearInterval(fenceWatch);
+      await http?.api.close();
       await server.close();
       if (fenced) {
         exitCode = 2;
@@ -157,7 +168,7 @@ export async function runServe(o: ServeFlags): Promise<void> {
 }
 
 export function registerServeCommand(program: Command): void {
-  program
+  const cmd = program
     .command('serve')
     .description('own a volume and serve it over JSON-RPC (docs/RPC.md) until SIGINT/SIGTERM')
     .addOption(new Option('-s, --store <url>', 'object store URL').default(process.env['SILT_STORE'] ?? DEFAULT_STORE))
@@ -168,7 +179,8 @@ export function registerServeCommand(program: Command): void {
     .option('--token-file <path>', 'where to write a generated token (default ~/.silt/rpc-token-HOST-PORT)')
     .option('--sync-on-close', 'RpcRelease of a written file returns after a durable commit', false)
     .option('--flush-interval-ms <ms>', 'commit dirty state at least this often (default 1000)')
-    .option('--log-level <level>', 'debug, info, warn or error')
+    .option('--log-level <level>', 'debug, info, warn or error');
+  addHttpOptions(cmd)
     .addHelpText(
       'after',
       `
@@ -178,7 +190,8 @@ standby takes over; a standby started after the owner died simply opens the last
 
 Examples:
   silt serve --store file:/srv/silt --mkfs
-  SILT_TOKEN=secret silt serve --store file:/srv/silt --listen 0.0.0.0:8091`,
+  SILT_TOKEN=secret silt serve --store file:/srv/silt --listen 0.0.0.0:8091
+  silt serve --store file:/srv/silt --http --http-user test:tester --http-key testing`,
     )
     .action(async (o: ServeFlags) => {
       await runServe(o);

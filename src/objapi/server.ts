@@ -154,7 +154,7 @@ function isSwift(req: IncomingMessage): boolean {
   if (!/^\/(v1|auth|v1\.0)(\/|\?|$)/.test(url)) return false;
   const a = req.headers.authorization;
   if (a !== undefined && /^AWS/.test(a)) return false;
-  return !/[?&]X-Amz-(Signature|Algorithm)=/.test(url);
+  return !/[?&](X-Amz-(Signature|Algorithm)|AWSAccessKeyId)=/.test(url);
 }
 
 async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse, expectContinue: boolean): Promise<void> {
@@ -163,8 +163,10 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse, expec
   res.on('error', noop);
   const id = 'tx' + randomBytes(10).toString('hex');
   const swift = isSwift(req);
+  const t0 = performance.now();
   res.on('finish', () => {
     const s = res.statusCode;
+    ctx.log.debug('objapi: request', { id, method: req.method, url: req.url?.slice(0, 256), status: s, ms: Math.round(performance.now() - t0) });
     if (s < 300) ctx.stats.status2xx++;
     else if (s < 400) ctx.stats.status3xx++;
     else if (s < 500) ctx.stats.status4xx++;

@@ -103,7 +103,12 @@ function parseAmzDate(s: string | undefined): number {
 /** Does this request carry SigV4 (or another AWS signature) at all? */
 export function hasAwsAuth(rawHeaders: readonly string[], params: ReadonlyMap<string, string>): boolean {
   const a = header(rawHeaders, 'authorization');
-  return (a !== undefined && /^AWS4?[- ]/.test(a)) || params.has('X-Amz-Algorithm') || params.has('X-Amz-Signature');
+  return (
+    (a !== undefined && /^AWS4?[- ]/.test(a)) ||
+    params.has('X-Amz-Algorithm') ||
+    params.has('X-Amz-Signature') ||
+    (params.has('AWSAccessKeyId') && params.has('Signature'))
+  );
 }
 
 /** Verify a request's SigV4 signature; throws ApiError 400/403 when it is missing or wrong. */
@@ -122,6 +127,9 @@ export function verifySigV4(input: SigV4Input, auth: Authenticator, region: stri
     signature = q.get('X-Amz-Signature') ?? '';
     amzDate = q.get('X-Amz-Date');
   } else {
+    if (authz === undefined && input.query.some(([k]) => k === 'AWSAccessKeyId')) {
+      throw denied('AWS Signature Version 2 (presigned AWSAccessKeyId/Signature URLs) is not supported; sign with SigV4 (aws CLI: s3.signature_version = s3v4)');
+    }
     if (authz === undefined) throw denied('the request is not signed');
     if (!authz.startsWith(ALGORITHM + ' ')) throw denied('only AWS Signature Version 4 (AWS4-HMAC-SHA256) is supported');
     const fields = new Map<string, string>();
