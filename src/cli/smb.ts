@@ -74,6 +74,15 @@ function readPidInfo(file: string): PidInfo | undefined {
   }
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -263,8 +272,22 @@ export async function runSmb(opts: RunSmbOptions): Promise<void> {
     );
     opts.onReady?.({ mountpoint, host, port: opts.port, smbdPid: smbd.pid });
 
-    const ended = await Promise.race([stopped.then(() => undefined), smbd.exited]);
-    if (ended !== undefined) {
+    // Serve until a stop request, smbd's exit, or the death of the mount's server (smbd would
+    // then answer every request with an error: better to stop loudly).
+    const { pidFile, logFile } = await import('./mount.ts');
+    const serverPid = readPidInfo(pidFile(mountpoint))?.pid;
+    let watch: NodeJS.Timeout | undefined;
+    const serverDied = new Promise<'server'>((resolve) => {
+      if (serverPid === undefined) return;
+      watch = setInterval(() => {
+        if (!processAlive(serverPid)) resolve('server');
+      }, 1000);
+    });
+    const ended = await Promise.race([stopped.then(() => 'stop' as const), smbd.exited, serverDied]);
+    clearInterval(watch);
+    if (ended === 'server') {
+      failure = new CliError(`the Silt mount server (pid ${serverPid}) died; stopping the share. Its log: ${logFile(mountpoint)}`);
+    } else if (ended !== 'stop') {
       failure = new CliError(`smbd exited unexpectedly (${ended.signal ?? `code ${ended.code}`}). Its last output:\n${smbd.tail()}`);
     }
   } catch (e) {

@@ -202,12 +202,16 @@ async function seedScenario(t: TestContext, b: Backend): Promise<void> {
     assert.ok(storedBeforeClose >= MB10, `only ${storedBeforeClose} bytes of segments in the store before the close`);
 
     // A crash right after close returned: kill -9 the FUSE server. Sync-on-close made it durable.
+    // silt smb notices, stops smbd, clears the dead mount and exits 2 naming the server's log.
     const serverPid = share.mountServerPid();
     assert.ok(serverPid, 'the mount server pid file');
     process.kill(serverPid, 'SIGKILL');
-    const stopCode = await share.stop();
+    const stopCode = await Promise.race([share.exited, new Promise((r) => setTimeout(() => r('still running'), 30_000))]);
+    const log = share.log();
+    if (stopCode === 'still running') await share.stop();
     share = undefined;
-    assert.equal(stopCode, 0, 'silt smb stops cleanly even though its mount server died');
+    assert.equal(stopCode, 2, `silt smb stops by itself when its mount server dies:\n${log}`);
+    assert.match(log, /the Silt mount server \(pid \d+\) died/);
   } finally {
     await store.close();
   }
