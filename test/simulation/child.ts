@@ -62,6 +62,7 @@ async function main(): Promise<void> {
     const fs = await open(dir, Number(b), true);
     const r = new Random(seed);
     const model = new Model();
+    const handles: number[] = [];
     for (let i = 0; ; i++) {
       const op = genOp(r, model, childShape);
       const expected = applyModel(model, op);
@@ -74,7 +75,7 @@ async function main(): Promise<void> {
         );
         continue;
       }
-      const { outcome } = await applyFs(fs, op);
+      const { outcome } = await applyFs(fs, op, handles);
       if (outcomeText(outcome) !== outcomeText(expected)) {
         say(`MISMATCH ${i} ${opText(op)}: fs ${outcomeText(outcome)}, model ${outcomeText(expected)}`);
         process.exit(1);

@@ -18,7 +18,7 @@
  */
 import { FaultyStore, MemoryStore, type FaultEvent, type FaultRates } from '../../src/objstore/index.ts';
 import { openFileSystem, rootIdentity, type SiltFileSystem } from '../../src/fs/index.ts';
-import type { Attr } from '../../src/fs/types.ts';
+import { O_RDWR, O_TRUNC, type Attr } from '../../src/fs/types.ts';
 import { checkVolume } from '../../src/fsck/index.ts';
 import { collectGarbage } from '../../src/headhunter/index.ts';
 import { cleanSegments } from '../../src/inode/index.ts';
@@ -76,7 +76,13 @@ export type Op =
   | { k: 'gc'; keepCommits: number }
   /** The cleaner: rewrite the live records of mostly-dead segments, then commit. */
   | { k: 'clean'; utilizationMax: number; segmentsMax: number; keepCommits: number }
-  | { k: 'read'; path: string; off: number; len: number };
+  | { k: 'read'; path: string; off: number; len: number }
+  /** open(2) O_RDWR (maybe O_TRUNC); the handle lives until `close` or a restart. */
+  | { k: 'open'; path: string; trunc: boolean }
+  /** write / read / close through open handle number h (its file may have lost every name). */
+  | { k: 'hwrite'; h: number; off: number; len: number; src: number }
+  | { k: 'hread'; h: number; off: number; len: number }
+  | { k: 'close'; h: number };
 
 export function opText(op: Op): string {
   const { k, ...rest } = op;
@@ -119,6 +125,18 @@ export function genOp(r: Random, m: Model, shape: WorkloadShape = defaultShape):
   const filePath = (): string => (files.length > 0 && r.chance(0.9) ? r.pick(files) : anyPath());
   const size = (p: string): number => m.node(p)?.data.length ?? 0;
 
+  if (m.handles.length > 0 && r.chance(m.handles.length >= 4 ? 0.5 : 0.15)) {
+    const h = r.int(m.handles.length);
+    const n = m.handleNode(h);
+    const cur = n.data.length;
+    const z = r.next();
+    if (z < 0.3 || m.handles.length >= 4) return { k: 'close', h };
+    if (z < 0.75) {
+      const len = 1 + r.int(r.chance(0.8) ? 8 * KiB : 100 * KiB);
+      return { k: 'hwrite', h, off: r.chance(0.5) ? cur : r.int(cur + 1), len, src: r.int(POOL_BYTES - len) };
+    }
+    return { k: 'hread', h, off: r.int(cur + 10), len: 1 + r.int(200 * KiB) };
+  }
   const x = r.next();
   if (x < shape.sync) {
     const y = r.next();
@@ -178,6 +196,7 @@ export function genOp(r: Random, m: Model, shape: WorkloadShape = defaultShape):
   }
   if (y < 93) return { k: 'chmod', path: r.chance(0.05) ? '' : anyPath(), mode: r.pick([0o644, 0o600, 0o755, 0o4755, 0o1777, 0]) };
   const path = filePath();
+  if (r.chance(0.4)) return { k: 'open', path, trunc: r.chance(0.2) };
   const cur = size(path);
   return { k: 'read', path, off: r.int(cur + 10), len: 1 + r.int(300 * KiB) };
 }
@@ -223,11 +242,26 @@ export function applyModel(m: Model, op: Op): Outcome {
       const r = m.read(op.path, op.off, op.len);
       return 'errno' in r ? r : OK;
     }
+    case 'open':
+      return m.open(op.path, op.trunc);
+    case 'hwrite':
+      return m.writeHandle(op.h, op.off, data.subarray(op.src, op.src + op.len));
+    case 'hread':
+      return m.handleNode(op.h).type === 'file' ? OK : { errno: 'EINVAL' };
+    case 'close':
+      return m.close(op.h);
   }
 }
 
-/** Apply an op to the file system. Resolves to the outcome; `read` also returns the bytes. */
-export async function applyFs(fs: SiltFileSystem, op: Op): Promise<{ outcome: Outcome; bytes?: Uint8Array; gcDeleted?: number; cleaned?: number }> {
+/**
+ * Apply an op to the file system. Resolves to the outcome; reads also return the bytes.
+ * `handles` holds the inode of each open handle, in the model's order; open and close update it.
+ */
+export async function applyFs(
+  fs: SiltFileSystem,
+  op: Op,
+  handles: number[] = [],
+): Promise<{ outcome: Outcome; bytes?: Uint8Array; gcDeleted?: number; cleaned?: number }> {
   const data = dataPool();
   const ino = async (path: string): Promise<number> => (await fs.lookupPath(who, path)).ino;
   try {
@@ -303,6 +337,21 @@ export async function applyFs(fs: SiltFileSystem, op: Op): Promise<{ outcome: Ou
       case 'read': {
         const bytes = await fs.read(who, await ino(op.path), op.off, op.len);
         return { outcome: OK, bytes };
+      }
+      case 'open': {
+        const a = await fs.open(who, await ino(op.path), O_RDWR | (op.trunc ? O_TRUNC : 0));
+        handles.push(a.ino);
+        break;
+      }
+      case 'hwrite':
+        await fs.write(who, handles[op.h]!, op.off, data.subarray(op.src, op.src + op.len));
+        break;
+      case 'hread':
+        return { outcome: OK, bytes: await fs.read(who, handles[op.h]!, op.off, op.len) };
+      case 'close': {
+        const [h] = handles.splice(op.h, 1);
+        await fs.release(h!, true);
+        break;
       }
     }
     return { outcome: OK };
@@ -464,6 +513,8 @@ export class Simulation {
   private crashAt: number | undefined;
   /** Bumped on every reopen: a background sync of an earlier incarnation acknowledges nothing. */
   private incarnation = 0;
+  /** The inode of each open handle, parallel to `model.handles`. */
+  private hinos: number[] = [];
   private readonly log: string[] = [];
   private round = 0;
 
@@ -655,12 +706,12 @@ export class Simulation {
     }
     const next = this.model.clone();
     const expected = applyModel(next, op);
-    const mutates = 'ok' in expected && op.k !== 'read' && op.k !== 'gc' && op.k !== 'clean' && !isSync(op);
+    const mutates = 'ok' in expected && !['read', 'hread', 'gc', 'clean'].includes(op.k) && !isSync(op);
     // The op's result is a candidate recovery state from the moment it starts.
     if (mutates) this.states.push(next);
     this.stats.ops++;
     const t = performance.now();
-    const { outcome, bytes, gcDeleted, cleaned } = await withTimeout(applyFs(this.fs, op), 20_000, () => this.fail(`op hung: ${opText(op)}`));
+    const { outcome, bytes, gcDeleted, cleaned } = await withTimeout(applyFs(this.fs, op, this.hinos), 20_000, () => this.fail(`op hung: ${opText(op)}`));
     this.time('ops', t);
     if (gcDeleted !== undefined) {
       this.stats.gcDeleted += gcDeleted;
@@ -686,6 +737,13 @@ export class Simulation {
         if ('errno' in m) this.fail(`read ${op.path}: model says ${m.errno}`);
         if (Buffer.compare(asBuffer(bytes), m.data) !== 0) {
           this.fail(`read ${op.path} [${op.off}, +${op.len}) returned ${bytes.length} bytes that differ from the model's ${m.data.length}`);
+        }
+      }
+      if (op.k === 'hread' && bytes) {
+        const d = this.model.handleNode(op.h).data;
+        const want = d.subarray(Math.min(op.off, d.length), Math.min(d.length, op.off + op.len));
+        if (Buffer.compare(asBuffer(bytes), want) !== 0) {
+          this.fail(`read through handle ${op.h} [${op.off}, +${op.len}) returned ${bytes.length} bytes that differ from the model's ${want.length}`);
         }
       }
       return 'ok';
@@ -767,6 +825,9 @@ export class Simulation {
     this.stats.lostOps += upto - this.base - match;
     this.note(`recovered to boundary ${this.base + match} of ${this.base}..${upto} (acknowledged..crash); fsck clean`);
     this.model = this.states[match]!.clone();
+    // A restart closes every handle (and forgets files only a handle kept).
+    this.model.dropHandles();
+    this.hinos = [];
     // What was recovered is in the store: it is the new durable floor.
     this.states = [this.model.clone()];
     this.base += match;
@@ -791,6 +852,10 @@ export class Simulation {
     this.store.setEnabled(false);
     this.store.disarm();
     this.fs.volume.failpoints.disarmAll();
+    // Close what is still open (files that lost every name are freed now).
+    while (this.model.handles.length > 0) {
+      if ((await this.step({ k: 'close', h: this.model.handles.length - 1 })) === 'restart') this.fail('close halted the volume with faults off');
+    }
     try {
       await this.fs.sync();
     } catch (err) {

@@ -71,10 +71,12 @@ export class Model {
     readonly names: Map<string, number> = new Map([['', 0]]),
     readonly nodes: Map<number, MNode> = new Map([[0, makeNode('dir', 0o755)]]),
     public nextId = 1,
+    /** Open file handles, oldest first: the node id each one has open (it outlives its names). */
+    public handles: number[] = [],
   ) {}
 
   clone(): Model {
-    return new Model(new Map(this.names), new Map(this.nodes), this.nextId);
+    return new Model(new Map(this.names), new Map(this.nodes), this.nextId, [...this.handles]);
   }
 
   node(path: string): MNode | undefined {
@@ -133,12 +135,63 @@ export class Model {
     this.names.set(path, id);
   }
 
-  /** Drop a name; drop the node when no name is left. */
+  /** Drop a name; drop the node when no name and no open handle is left. */
   private dropName(path: string): void {
     const id = this.names.get(path)!;
     this.names.delete(path);
+    this.maybeDrop(id);
+  }
+
+  private maybeDrop(id: number): void {
     for (const v of this.names.values()) if (v === id) return;
+    if (this.handles.includes(id)) return;
     this.nodes.delete(id);
+  }
+
+  // ------------------------------------------------------------------ open handles
+
+  /** open(2) of a path (O_RDWR, optionally O_TRUNC): EISDIR for a directory. */
+  open(path: string, trunc: boolean): Outcome {
+    const r = this.resolve(path);
+    if ('errno' in r) return r;
+    if (r.node.type === 'dir') return fail('EISDIR');
+    const id = this.names.get(path)!;
+    if (trunc && r.node.type === 'file' && r.node.data.length > 0) this.nodes.set(id, { ...r.node, data: EMPTY });
+    this.handles.push(id);
+    return OK;
+  }
+
+  /** close of handle number `h`: an unlinked node goes with its last handle. */
+  close(h: number): Outcome {
+    const id = this.handles[h]!;
+    this.handles.splice(h, 1);
+    this.maybeDrop(id);
+    return OK;
+  }
+
+  /** The node a handle has open (named or not). */
+  handleNode(h: number): MNode {
+    return this.nodes.get(this.handles[h]!)!;
+  }
+
+  /** write(2) through a handle. */
+  writeHandle(h: number, offset: number, data: Buffer): Outcome {
+    const id = this.handles[h]!;
+    const n = this.nodes.get(id)!;
+    if (n.type !== 'file') return fail('EINVAL');
+    if (data.length === 0) return OK;
+    const next = Buffer.alloc(Math.max(n.data.length, offset + data.length));
+    n.data.copy(next, 0);
+    data.copy(next, offset);
+    this.nodes.set(id, { ...n, data: next });
+    return OK;
+  }
+
+  /** What a restart leaves: no handles, and no node that only a handle kept. */
+  dropHandles(): void {
+    const ids = this.handles;
+    this.handles = [];
+    for (const id of ids) this.maybeDrop(id);
   }
 
   private isEmptyDir(path: string): boolean {
