@@ -11,7 +11,6 @@
  * - if the server restarted (a new serverId), writes that were not flushed may be lost: only
  *   RpcFlush/fsync promise durability, exactly as for a local crash. The client logs a warning.
  */
-import { isAscii } from 'node:buffer';
 import * as net from 'node:net';
 import type {
   Attr,
@@ -27,7 +26,10 @@ import type {
 import { FsError, nullLogger, type Logger } from '../util/index.ts';
 import {
   DATA_BYTES_MAX,
+  FrameReader,
   READDIR_ENTRIES_MAX,
+  decodeText,
+  encodeFrame,
   fromBase64,
   fsErrorFromRpc,
   statFromWire,
@@ -55,6 +57,8 @@ export interface RpcClientOptions {
   reconnect?: boolean;
   /** How long calls wait for a reconnection before failing with EIO. */
   reconnectTimeoutMs?: number;
+  /** Carry RpcWrite/RpcRead data in binary frames instead of base64 JSON (default true). */
+  binaryFrames?: boolean;
   logger?: Logger;
 }
 
@@ -69,6 +73,9 @@ interface Pending {
   timer?: NodeJS.Timeout | undefined;
   /** Part of the connection handshake: never queued, never retried. */
   handshake?: boolean;
+  /** Send as a binary frame (RpcWrite/RpcRead); `payload` is RpcWrite's data. */
+  binary?: boolean;
+  payload?: Uint8Array;
 }
 
 /** Calls that may be repeated after a lost connection without changing the outcome. */
@@ -118,7 +125,7 @@ export class RpcClient implements FileSystem {
   private readonly log: Logger;
   private sock: net.Socket | null = null;
   private state: 'down' | 'connecting' | 'ready' | 'closed' = 'down';
-  private inbuf: Buffer[] = [];
+  private reader = new FrameReader(64 * 1024 * 1024, DATA_BYTES_MAX);
   private readonly pending = new Map<number, Pending>();
   private waiting: Pending[] = [];
   private nextId = 1;
@@ -194,8 +201,8 @@ export class RpcClient implements FileSystem {
     const s = await this.openSocket();
     s.setKeepAlive(true, 30_000);
     this.sock = s;
-    this.inbuf = [];
-    s.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.reader = new FrameReader(64 * 1024 * 1024, DATA_BYTES_MAX);
+    s.on('data', (chunk: Buffer) => this.onData(s, chunk));
     s.on('error', (err) => this.log.debug('rpc client: socket error', { err: err.message }));
     s.on('close', () => this.onClose(s));
     try {
@@ -267,27 +274,24 @@ export class RpcClient implements FileSystem {
         p.reject(new FsError('ETIMEDOUT', `${p.method}: no reply from ${this.where()} in ${timeoutMs} ms`));
       }, timeoutMs);
     }
-    s.write(JSON.stringify({ jsonrpc: '2.0', id: p.id, method: p.method, params }) + '\n');
+    const head = JSON.stringify({ jsonrpc: '2.0', id: p.id, method: p.method, params });
+    if (p.binary) s.write(encodeFrame(head, p.payload));
+    else s.write(head + '\n');
   }
 
-  private onData(chunk: Buffer): void {
-    let start = 0;
-    for (;;) {
-      const nl = chunk.indexOf(0x0a, start);
-      if (nl === -1) {
-        if (start < chunk.length) this.inbuf.push(chunk.subarray(start));
+  private onData(s: net.Socket, chunk: Buffer): void {
+    for (const item of this.reader.push(chunk)) {
+      if ('line' in item) this.onLine(decodeText(item.line));
+      else if ('header' in item) this.onLine(decodeText(item.header), item.payload);
+      else {
+        this.log.warn('rpc client: unreadable reply stream; reconnecting', { item: JSON.stringify(item) });
+        s.destroy();
         return;
       }
-      this.inbuf.push(chunk.subarray(start, nl));
-      const bytes = this.inbuf.length === 1 ? this.inbuf[0]! : Buffer.concat(this.inbuf);
-      const line = bytes.toString(isAscii(bytes) ? 'latin1' : 'utf8');
-      this.inbuf = [];
-      start = nl + 1;
-      if (line.length) this.onLine(line);
     }
   }
 
-  private onLine(line: string): void {
+  private onLine(line: string, payload?: Buffer): void {
     let msg: unknown;
     try {
       msg = JSON.parse(line);
@@ -305,7 +309,7 @@ export class RpcClient implements FileSystem {
       this.pending.delete(p.id);
       if (p.timer) clearTimeout(p.timer);
       if (rep.error) p.reject(fsErrorFromRpc(p.method, rep.error));
-      else p.resolve(rep.result);
+      else p.resolve(payload ? { ...(rep.result as object), data: payload } : rep.result);
     }
   }
 
@@ -378,15 +382,21 @@ export class RpcClient implements FileSystem {
 
   /** A typed call of any RPC method (`mountId` is filled in). */
   call<M extends MethodName>(method: M, params: Omit<ParamsIn<M>, 'mountId'>): Promise<MethodResults[M]> {
+    return this.request(method, params as Params);
+  }
+
+  private request(method: MethodName, params: Params, frame?: { payload?: Uint8Array }): Promise<never> {
     if (this.state === 'closed') return Promise.reject(new FsError('EIO', `${method}: client closed`));
     if (this.fatal) return Promise.reject(this.fatal);
     return new Promise((resolve, reject) => {
       const p: Pending = {
         id: this.nextId++,
         method,
-        params: NO_MOUNT.has(method) ? (params as Params) : { mountId: this.mountIdV, ...(params as Params) },
+        params: NO_MOUNT.has(method) ? params : { mountId: this.mountIdV, ...params },
         resolve: resolve as (v: unknown) => void,
         reject,
+        ...(frame && { binary: true }),
+        ...(frame?.payload && { payload: frame.payload }),
       };
       if (this.state !== 'ready') {
         this.waiting.push(p);
@@ -398,6 +408,23 @@ export class RpcClient implements FileSystem {
       }
       this.send(p);
     });
+  }
+
+  private get binary(): boolean {
+    return this.opts.binaryFrames !== false;
+  }
+
+  private async readChunk(ino: number, offset: number, length: number, id: Params): Promise<Buffer> {
+    if (this.binary) {
+      const r = (await this.request('RpcRead', { inode: ino, offset, length, ...id }, {})) as { data: Buffer };
+      return r.data;
+    }
+    return fromBase64((await this.call('RpcRead', { inode: ino, offset, length, ...id })).data);
+  }
+
+  private async writeChunk(ino: number, offset: number, data: Uint8Array, id: Params): Promise<number> {
+    if (this.binary) return ((await this.request('RpcWrite', { inode: ino, offset, ...id }, { payload: data })) as { size: number }).size;
+    return (await this.call('RpcWrite', { inode: ino, offset, data: toBase64(data), ...id })).size;
   }
 
   /** Unmount and close the connection. Pending calls fail with EIO. */
@@ -517,12 +544,11 @@ export class RpcClient implements FileSystem {
 
   async read(who: Identity, ino: number, offset: number, length: number): Promise<Uint8Array> {
     const id = this.as(who);
-    if (length <= DATA_BYTES_MAX) return fromBase64((await this.call('RpcRead', { inode: ino, offset, length, ...id })).data);
+    if (length <= DATA_BYTES_MAX) return this.readChunk(ino, offset, length, id);
     const parts: Buffer[] = [];
     for (let done = 0; done < length; ) {
       const n = Math.min(DATA_BYTES_MAX, length - done);
-      const r = await this.call('RpcRead', { inode: ino, offset: offset + done, length: n, ...id });
-      const b = fromBase64(r.data);
+      const b = await this.readChunk(ino, offset + done, n, id);
       parts.push(b);
       done += b.length;
       if (b.length < n) break;
@@ -532,11 +558,10 @@ export class RpcClient implements FileSystem {
 
   async write(who: Identity, ino: number, offset: number, data: Uint8Array): Promise<number> {
     const id = this.as(who);
-    if (data.length <= DATA_BYTES_MAX) return (await this.call('RpcWrite', { inode: ino, offset, data: toBase64(data), ...id })).size;
+    if (data.length <= DATA_BYTES_MAX) return this.writeChunk(ino, offset, data, id);
     let total = 0;
     for (let o = 0; o < data.length; o += DATA_BYTES_MAX) {
-      const piece = data.subarray(o, Math.min(data.length, o + DATA_BYTES_MAX));
-      total += (await this.call('RpcWrite', { inode: ino, offset: offset + o, data: toBase64(piece), ...id })).size;
+      total += await this.writeChunk(ino, offset + o, data.subarray(o, Math.min(data.length, o + DATA_BYTES_MAX)), id);
     }
     return total;
   }

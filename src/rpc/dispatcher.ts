@@ -5,11 +5,22 @@
  * where errors become JSON-RPC errors.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { z } from 'zod';
 import type { MountTable } from '../fs/index.ts';
 import { FsError, asFsError, nullLogger, type Logger } from '../util/index.ts';
 import { UNAUTHENTICATED_METHODS, RpcAuthError, handlers, type CallContext, type Session } from './methods.ts';
-import { DEFAULT_LIMITS, RPC_ERROR, replyLine, rpcError, type RpcErrorObject, type RpcId } from './protocol.ts';
-import { describeIssues, methodParams, type MethodName } from './schema.ts';
+import {
+  BINARY_METHODS,
+  DEFAULT_LIMITS,
+  RPC_ERROR,
+  encodeFrame,
+  replyLine,
+  rpcError,
+  toBase64,
+  type RpcErrorObject,
+  type RpcId,
+} from './protocol.ts';
+import { describeIssues, methodParams, writeFrameParams, type MethodName } from './schema.ts';
 
 export interface DispatcherOptions {
   mounts: MountTable;
@@ -114,15 +125,32 @@ export class Dispatcher {
           error: rpcError(RPC_ERROR.INVALID_REQUEST, `batch of ${msg.length} requests exceeds ${this.batchMax}`, 'E2BIG'),
         });
       }
-      const replies = await Promise.all(msg.map((m) => this.handleMessage(s, m)));
+      const replies = (await Promise.all(msg.map((m) => this.handleMessage(s, m)))) as (string | undefined)[];
       const out = replies.filter((r): r is string => r !== undefined);
       return out.length ? `[${out.join(',')}]` : undefined;
     }
-    return this.handleMessage(s, msg);
+    return (await this.handleMessage(s, msg)) as string | undefined;
+  }
+
+  /**
+   * One binary frame (a request object in `header`, RpcWrite's data in `payload`) -> its reply:
+   * a binary frame for a successful RpcRead (the data as payload), else a JSON line.
+   */
+  async handleFrame(s: Session, header: string, payload: Buffer): Promise<string | Buffer | undefined> {
+    if (nestsDeeperThan(header, NESTING_MAX)) {
+      return replyLine(null, { error: rpcError(RPC_ERROR.INVALID_REQUEST, `JSON nested deeper than ${NESTING_MAX} levels`, 'EINVAL') });
+    }
+    let msg: unknown;
+    try {
+      msg = JSON.parse(header);
+    } catch (e) {
+      return replyLine(null, { error: rpcError(RPC_ERROR.PARSE, `parse error in a binary frame's header: ${(e as Error).message}`, 'EINVAL') });
+    }
+    return this.handleMessage(s, msg, payload);
   }
 
   /** One request object -> its reply (undefined for a valid notification). */
-  async handleMessage(s: Session, msg: unknown): Promise<string | undefined> {
+  async handleMessage(s: Session, msg: unknown, payload?: Buffer): Promise<string | Buffer | undefined> {
     if (!isPlainObject(msg)) {
       return replyLine(null, { error: rpcError(RPC_ERROR.INVALID_REQUEST, 'a request must be a JSON object', 'EINVAL') });
     }
@@ -135,12 +163,19 @@ export class Dispatcher {
     for (const k of Object.keys(msg)) {
       if (k !== 'jsonrpc' && k !== 'id' && k !== 'method' && k !== 'params') return invalid(`unknown member "${k.slice(0, 64)}"`);
     }
-    const reply = await this.call(s, msg['method'], msg['params']);
+    const reply = await this.call(s, msg['method'], msg['params'], payload);
     // A notification (no id) gets no reply, even on error (JSON-RPC 2.0, section 4.1).
-    return hasId ? replyLine(id, reply) : undefined;
+    if (!hasId) return undefined;
+    if ('payload' in reply) return encodeFrame(replyLine(id, { result: reply.result }), reply.payload);
+    return replyLine(id, reply);
   }
 
-  private async call(s: Session, method: string, rawParams: unknown): Promise<{ result: unknown } | { error: RpcErrorObject }> {
+  private async call(
+    s: Session,
+    method: string,
+    rawParams: unknown,
+    frame?: Buffer,
+  ): Promise<{ result: unknown } | { result: unknown; payload: Uint8Array } | { error: RpcErrorObject }> {
     const name = methodTable.get(method);
     if (!name) {
       return { error: rpcError(RPC_ERROR.METHOD_NOT_FOUND, `method not found: ${method.slice(0, 64)}`, 'ENOSYS') };
@@ -151,15 +186,33 @@ export class Dispatcher {
     if (!s.authenticated && !UNAUTHENTICATED_METHODS.has(name)) {
       return { error: rpcError(RPC_ERROR.UNAUTHORIZED, `${name}: authenticate first (RpcAuth, or RpcMount with a token)`, 'EACCES') };
     }
-    const parsed = methodParams[name].safeParse(rawParams ?? {});
+    const params: unknown = rawParams ?? {};
+    if (frame) {
+      if (!BINARY_METHODS.has(name)) {
+        return { error: rpcError(RPC_ERROR.INVALID_REQUEST, `${name} cannot come as a binary frame (only RpcWrite and RpcRead)`, 'EINVAL') };
+      }
+      if (name === 'RpcRead' && frame.length > 0) {
+        return { error: rpcError(RPC_ERROR.INVALID_PARAMS, `${name}: a binary frame for ${name} carries no payload`, 'EINVAL') };
+      }
+    }
+    const schema: z.ZodType = frame && name === 'RpcWrite' ? writeFrameParams : methodParams[name];
+    const parsed = schema.safeParse(params);
     if (!parsed.success) {
       const d = describeIssues(parsed.error.issues);
-      return { error: rpcError(RPC_ERROR.INVALID_PARAMS, `${name}: invalid params: ${d.line}`, 'EINVAL', { issues: d.list }) };
+      const hint = frame && name === 'RpcWrite' && Object.hasOwn(params as object, 'data') ? ' (in a binary frame the data is the payload)' : '';
+      return { error: rpcError(RPC_ERROR.INVALID_PARAMS, `${name}: invalid params: ${d.line}${hint}`, 'EINVAL', { issues: d.list }) };
     }
+    const args = frame && name === 'RpcWrite' ? { ...(parsed.data as object), data: frame } : parsed.data;
     const ctx: CallContext = { mounts: this.mounts, session: s, serverId: this.serverId, authenticate: (t) => this.authenticate(s, t) };
     try {
       const run = handlers[name] as (c: CallContext, p: unknown) => Promise<unknown>;
-      const result = await run(ctx, parsed.data);
+      const result = await run(ctx, args);
+      if (name === 'RpcRead') {
+        // The one result with bytes: raw in a binary frame's payload, base64 in JSON.
+        const r = result as { data: Uint8Array; eof: boolean };
+        if (frame) return { result: { eof: r.eof, size: r.data.length }, payload: r.data };
+        return { result: { data: toBase64(r.data), eof: r.eof } };
+      }
       // Catch unserialisable results (a bigint that escaped) here, as an internal error.
       JSON.stringify(result);
       return { result };

@@ -1,6 +1,7 @@
 /**
  * rpc: the JSON-RPC 2.0 server over TCP (the seed's RpcSvr) and its typed client. docs/RPC.md is
- * the protocol's reference; this is the code's public surface.
+ * the protocol's reference; this is the code's public surface. Requests are newline-delimited JSON
+ * lines, or binary frames (NUL, two u32 lengths, JSON header, raw payload) for RpcWrite/RpcRead.
  *
  * Invariants:
  * - The server never crashes on input: every line, however malformed, gets a valid JSON-RPC reply
@@ -24,6 +25,8 @@ export type { Session } from './methods.ts';
 export { RpcClient, parseAddress, DEFAULT_RPC_PORT, type RpcClientOptions } from './client.ts';
 export {
   DEFAULT_LIMITS,
+  FrameReader,
+  encodeFrame,
   DATA_BYTES_MAX,
   READDIR_ENTRIES_MAX,
   PROTOCOL_VERSION,

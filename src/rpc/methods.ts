@@ -41,7 +41,9 @@ export interface CallContext {
   authenticate(token: string): void;
 }
 
-type Handlers = { [M in MethodName]: (ctx: CallContext, p: ParamsOut<M>) => Promise<MethodResults[M]> };
+/** What handlers return: the wire results, except that RpcRead's bytes stay bytes (the dispatcher encodes them). */
+type HandlerResults = Omit<MethodResults, 'RpcRead'> & { RpcRead: { data: Uint8Array; eof: boolean } };
+type Handlers = { [M in MethodName]: (ctx: CallContext, p: ParamsOut<M>) => Promise<HandlerResults[M]> };
 
 /** Methods a connection may call before it has authenticated. */
 export const UNAUTHENTICATED_METHODS: ReadonlySet<MethodName> = new Set(['RpcPing', 'RpcAuth', 'RpcMount']);
@@ -218,7 +220,7 @@ export const handlers: Handlers = {
   async RpcRead(ctx, p) {
     const m = mountOf(ctx, p.mountId);
     const bytes = await m.fs.read(who(m, p), p.inode, p.offset, p.length);
-    return { data: toBase64(bytes), eof: bytes.length < p.length };
+    return { data: bytes, eof: bytes.length < p.length };
   },
 
   async RpcWrite(ctx, p) {

@@ -9,12 +9,142 @@
  * bytes, xattr values) is base64 (RFC 4648, with padding).
  */
 import type { Attr, DirEntry, DirEntryPlus, StatFs } from '../fs/index.ts';
+import { isAscii } from 'node:buffer';
 import { ERRNO, FsError, type Errno } from '../util/index.ts';
 
 export const PROTOCOL_VERSION = 1;
 
 /** Most bytes one RpcRead returns or one RpcWrite carries (decoded); base64 of it fits a frame. */
 export const DATA_BYTES_MAX = 8 * 1024 * 1024;
+/**
+ * Binary frame (for RpcWrite and RpcRead payloads without base64 and JSON escaping):
+ *   0x00 | header length H (u32 BE) | payload length N (u32 BE) | H bytes of JSON | N bytes
+ * A JSON line never starts with NUL, so the first byte tells the two apart.
+ */
+export const FRAME_MARK = 0x00;
+export const FRAME_PREFIX_BYTES = 9;
+/** Longest JSON header of a binary frame. */
+export const FRAME_HEADER_BYTES_MAX = 64 * 1024;
+
+/** Methods that may come as a binary frame: the payload is RpcWrite's data; RpcRead's comes back in one. */
+export const BINARY_METHODS: ReadonlySet<string> = new Set(['RpcWrite', 'RpcRead']);
+
+export function encodeFrame(header: string, payload: Uint8Array = new Uint8Array(0)): Buffer {
+  const h = Buffer.from(header, 'utf8');
+  const out = Buffer.allocUnsafe(FRAME_PREFIX_BYTES + h.length + payload.length);
+  out[0] = FRAME_MARK;
+  out.writeUInt32BE(h.length, 1);
+  out.writeUInt32BE(payload.length, 5);
+  h.copy(out, FRAME_PREFIX_BYTES);
+  out.set(payload, FRAME_PREFIX_BYTES + h.length);
+  return out;
+}
+
+/**
+ * Incremental reader of a stream that mixes newline-terminated JSON lines and binary frames.
+ * `push` a chunk, get back the complete items. Lines longer than `lineBytesMax` come back as
+ * `{tooLong: true}` once (the rest of that line is skipped); a frame whose prefix is out of bounds
+ * comes back as `{badFrame}`, after which the stream cannot be resynchronised.
+ */
+export type StreamItem =
+  | { line: Buffer }
+  | { header: Buffer; payload: Buffer }
+  | { tooLong: true }
+  | { badFrame: string };
+
+export class FrameReader {
+  private parts: Buffer[] = [];
+  private bytes = 0;
+  private discarding = false;
+  /** Bytes still wanted for the frame being read (prefix first, then header + payload). */
+  private frameNeed = 0;
+  private frameLens: { h: number; n: number } | null = null;
+  private broken = false;
+
+  constructor(
+    private readonly lineBytesMax: number,
+    private readonly payloadBytesMax: number,
+  ) {}
+
+  /** Bytes of an unfinished line or frame held (0 between items). */
+  get partialBytes(): number {
+    return this.bytes + (this.discarding ? 1 : 0) + (this.frameNeed > 0 ? 1 : 0);
+  }
+
+  push(chunk: Buffer): StreamItem[] {
+    const out: StreamItem[] = [];
+    let i = 0;
+    while (i < chunk.length && !this.broken) {
+      if (this.frameNeed > 0) {
+        const take = Math.min(this.frameNeed, chunk.length - i);
+        this.parts.push(chunk.subarray(i, i + take));
+        this.bytes += take;
+        this.frameNeed -= take;
+        i += take;
+        if (this.frameNeed === 0) this.frameStep(out);
+        continue;
+      }
+      if (this.bytes === 0 && !this.discarding && chunk[i] === FRAME_MARK) {
+        this.frameNeed = FRAME_PREFIX_BYTES;
+        this.frameLens = null;
+        continue;
+      }
+      const nl = chunk.indexOf(0x0a, i);
+      const end = nl === -1 ? chunk.length : nl;
+      if (this.discarding) {
+        if (nl !== -1) this.discarding = false;
+      } else if (end > i) {
+        this.parts.push(chunk.subarray(i, end));
+        this.bytes += end - i;
+        if (this.bytes > this.lineBytesMax) {
+          this.parts = [];
+          this.bytes = 0;
+          out.push({ tooLong: true });
+          if (nl === -1) this.discarding = true;
+        }
+      }
+      if (nl === -1) break;
+      if (this.bytes > 0) out.push({ line: this.take() });
+      i = nl + 1;
+    }
+    return out;
+  }
+
+  private take(): Buffer {
+    const b = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.bytes);
+    this.parts = [];
+    this.bytes = 0;
+    return b;
+  }
+
+  private frameStep(out: StreamItem[]): void {
+    const b = this.take();
+    if (!this.frameLens) {
+      const h = b.readUInt32BE(1);
+      const n = b.readUInt32BE(5);
+      if (h === 0 || h > FRAME_HEADER_BYTES_MAX || n > this.payloadBytesMax) {
+        this.broken = true;
+        out.push({ badFrame: `binary frame with a ${h}-byte header and a ${n}-byte payload (limits ${FRAME_HEADER_BYTES_MAX} and ${this.payloadBytesMax})` });
+        return;
+      }
+      this.frameLens = { h, n };
+      this.frameNeed = h + n;
+      return;
+    }
+    const { h } = this.frameLens;
+    this.frameLens = null;
+    out.push({ header: b.subarray(0, h), payload: b.subarray(h) });
+  }
+}
+
+/** Decode a line or header: pure ASCII (all base64 payloads) as latin1, at a fraction of UTF-8's cost. */
+export function decodeText(b: Buffer): string {
+  let end = b.length;
+  if (end > 0 && b[end - 1] === 0x0d) end--;
+  const t = end === b.length ? b : b.subarray(0, end);
+  return t.toString(isAscii(t) ? 'latin1' : 'utf8');
+}
+
 /** Most entries one RpcReaddir returns. */
 export const READDIR_ENTRIES_MAX = 4096;
 

@@ -144,6 +144,9 @@ export const methodParams = {
   RpcSnapShotList: z.strictObject({ mountId }),
 } as const;
 
+/** RpcWrite as a binary frame: the same parameters, the data being the frame's payload. */
+export const writeFrameParams = methodParams.RpcWrite.omit({ data: true });
+
 export type MethodName = keyof typeof methodParams;
 /** What a client sends (defaults may be omitted). */
 export type ParamsIn<M extends MethodName> = z.input<(typeof methodParams)[M]>;

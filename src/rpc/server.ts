@@ -5,12 +5,11 @@
  * read its replies, and closes connections that do not authenticate in time, stay idle, or
  * dribble a partial line. Replies may come back in any order; the id matches them.
  */
-import { isAscii } from 'node:buffer';
 import * as net from 'node:net';
 import { nullLogger, type Logger } from '../util/index.ts';
 import { Dispatcher, type DispatcherOptions } from './dispatcher.ts';
 import type { Session } from './methods.ts';
-import { DEFAULT_LIMITS, RPC_ERROR, replyLine, rpcError, type RpcLimits } from './protocol.ts';
+import { DATA_BYTES_MAX, DEFAULT_LIMITS, FrameReader, RPC_ERROR, decodeText, replyLine, rpcError, type RpcLimits } from './protocol.ts';
 
 export interface RpcServerOptions extends DispatcherOptions {
   /** Address to bind; 127.0.0.1 unless told otherwise. */
@@ -30,16 +29,17 @@ export interface RpcServer {
   close(): Promise<void>;
 }
 
-const NEWLINE = 0x0a;
+/** A request waiting to run: a JSON line, or a binary frame's header and payload. */
+type Work = string | { header: string; payload: Buffer };
 
 class Connection {
   readonly session: Session;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private discarding = false;
-  private readonly queue: string[] = [];
+  private readonly reader: FrameReader;
+  private readonly queue: Work[] = [];
   private inflight = 0;
   private closed = false;
+  /** A bad binary frame was seen: nothing more is read from this connection. */
+  private refusing = false;
   private ending = false;
   private frameTimer: NodeJS.Timeout | undefined;
   private authTimer: NodeJS.Timeout | undefined;
@@ -54,6 +54,7 @@ class Connection {
     private readonly onGone: (c: Connection) => void,
   ) {
     this.session = dispatcher.newSession(`${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`);
+    this.reader = new FrameReader(limits.frameBytesMax, DATA_BYTES_MAX);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
     socket.setTimeout(limits.idleTimeoutMs);
@@ -82,57 +83,36 @@ class Connection {
   }
 
   private onData(chunk: Buffer): void {
-    let start = 0;
-    while (start < chunk.length && !this.closed) {
-      const nl = chunk.indexOf(NEWLINE, start);
-      const end = nl === -1 ? chunk.length : nl;
-      if (this.discarding) {
-        if (nl !== -1) this.discarding = false;
-      } else if (end > start) {
-        this.pending.push(chunk.subarray(start, end));
-        this.pendingBytes += end - start;
-        if (this.pendingBytes > this.limits.frameBytesMax) {
-          this.frameTooLarge();
-          if (nl === -1) this.discarding = true;
-        }
+    if (this.closed || this.refusing) return;
+    for (const item of this.reader.push(chunk)) {
+      if ('line' in item) {
+        if (item.line.length > 1 || item.line[0] !== 0x0d) this.queue.push(decodeText(item.line));
+      } else if ('header' in item) {
+        this.queue.push({ header: decodeText(item.header), payload: item.payload });
+      } else if ('tooLong' in item) {
+        this.log.warn('rpc: request line too long; skipped', { remote: this.session.remote, bytesMax: this.limits.frameBytesMax });
+        this.send(
+          replyLine(null, {
+            error: rpcError(RPC_ERROR.INVALID_REQUEST, `request line longer than the limit of ${this.limits.frameBytesMax} bytes; skipped`, 'E2BIG'),
+          }),
+        );
+      } else {
+        // A binary frame's length prefix cannot be trusted: no way to find the next request.
+        this.log.warn('rpc: bad binary frame; closing', { remote: this.session.remote, why: item.badFrame });
+        this.send(replyLine(null, { error: rpcError(RPC_ERROR.INVALID_REQUEST, `${item.badFrame}; closing the connection`, 'E2BIG') }));
+        this.queue.length = 0;
+        this.refusing = true;
+        this.socket.end();
+        return;
       }
-      if (nl === -1) break;
-      if (this.pending.length) {
-        const line = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-        this.pending = [];
-        this.pendingBytes = 0;
-        this.enqueue(line);
-      }
-      start = nl + 1;
     }
     this.armFrameTimer();
     this.pump();
   }
 
-  private frameTooLarge(): void {
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.log.warn('rpc: frame too large; skipped', { remote: this.session.remote, bytesMax: this.limits.frameBytesMax });
-    this.send(
-      replyLine(null, {
-        error: rpcError(RPC_ERROR.INVALID_REQUEST, `request line longer than the limit of ${this.limits.frameBytesMax} bytes; skipped`, 'E2BIG'),
-      }),
-    );
-  }
-
-  private enqueue(line: Buffer): void {
-    // Tolerate CRLF; skip blank lines.
-    let end = line.length;
-    if (end > 0 && line[end - 1] === 0x0d) end--;
-    if (end === 0) return;
-    const bytes = line.subarray(0, end);
-    // Pure ASCII (every base64 payload) decodes as latin1 at a small fraction of UTF-8's cost.
-    this.queue.push(bytes.toString(isAscii(bytes) ? 'latin1' : 'utf8'));
-  }
-
   /** A partial line that does not complete within frameTimeoutMs closes the connection. */
   private armFrameTimer(): void {
-    if (this.pendingBytes === 0 && !this.discarding) {
+    if (this.reader.partialBytes === 0) {
       if (this.frameTimer) clearTimeout(this.frameTimer);
       this.frameTimer = undefined;
       return;
@@ -147,19 +127,22 @@ class Connection {
 
   private pump(): void {
     while (!this.closed && this.inflight < this.limits.inflightMax && this.queue.length > 0 && !this.session.closeRequested) {
-      const line = this.queue.shift()!;
+      const work = this.queue.shift()!;
       this.inflight++;
-      void this.run(line);
+      void this.run(work);
     }
     if (this.queue.length > 0 || this.inflight >= this.limits.inflightMax || this.socket.writableLength > this.limits.outputBytesMax) {
       this.socket.pause();
     }
   }
 
-  private async run(line: string): Promise<void> {
-    let reply: string | undefined;
+  private async run(work: Work): Promise<void> {
+    let reply: string | Buffer | undefined;
     try {
-      reply = await this.dispatcher.handleLine(this.session, line);
+      reply =
+        typeof work === 'string'
+          ? await this.dispatcher.handleLine(this.session, work)
+          : await this.dispatcher.handleFrame(this.session, work.header, work.payload);
     } catch (err) {
       // The dispatcher never throws; this is a last line of defence.
       this.log.error('rpc: dispatcher threw', { err: String(err) });
@@ -181,9 +164,10 @@ class Connection {
     if (this.inflight === 0 && this.queue.length === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
-  private send(line: string): void {
-    if (this.closed || this.socket.destroyed || !this.socket.writable) return;
-    this.socket.write(line + '\n');
+  private send(reply: string | Buffer): void {
+    if (this.socket.destroyed || !this.socket.writable) return;
+    if (typeof reply === 'string') this.socket.write(reply + '\n');
+    else this.socket.write(reply);
   }
 
   private maybeResume(): void {

@@ -39,6 +39,19 @@ test('fs case table through RpcClient (in-process server)', async (t) => {
   assert.deepEqual(r.problems.filter((p) => p.severity === 'error'), []);
 });
 
+test('data cases with base64 JSON instead of binary frames (binaryFrames: false)', async (t) => {
+  const srv = await startInProcess();
+  const fs = await RpcClient.connect({ port: srv.server.port, token: TOKEN, binaryFrames: false });
+  try {
+    for (const name of ['createWriteRead', 'largeFileAcrossFrames', 'sparseSeekPunch', 'openUnlinkRead'] as const) {
+      await t.test(name, async () => fsCases[name]!({ fs, dir: await caseDir(fs, ROOT_ID, name), root: ROOT_ID, user: USER_ID }));
+    }
+  } finally {
+    await fs.close();
+    await srv.close();
+  }
+});
+
 test('connect errors: bad token is EACCES, unknown volume ENOENT, nobody listening EIO', async () => {
   const srv = await startInProcess();
   try {

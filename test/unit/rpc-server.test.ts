@@ -5,9 +5,11 @@
  * concurrent clients on one volume (fsck clean afterwards).
  */
 import { test } from 'node:test';
+import * as net from 'node:net';
 import assert from 'node:assert/strict';
 import { MountTable, type Attr, type FileSystem } from '../../src/fs/index.ts';
 import { startRpcServer, RPC_ERROR } from '../../src/rpc/index.ts';
+import { encodeFrame, FrameReader } from '../../src/rpc/protocol.ts';
 import { Random } from '../../src/util/index.ts';
 import { checkVolume } from '../../src/fsck/index.ts';
 import { LineClient, startInProcess, TOKEN } from '../support/rpc-harness.ts';
@@ -46,6 +48,71 @@ test('framing: oversized lines are refused and skipped, split/pipelined/CRLF lin
     for (let i = 0; i < 500; i++) ids.add(JSON.parse((await c.next())!).id as number);
     assert.equal(ids.size, 500);
     c.close();
+  } finally {
+    await srv.close();
+  }
+});
+
+test('binary frames: RpcWrite payload, RpcRead reply frame, split and mixed with lines; misuse refused', async () => {
+  const srv = await startInProcess();
+  try {
+    const { c, mountId } = await mounted(srv.server.port);
+    const f = await c.ok('RpcCreate', { mountId, inode: 1, name: 'bin', mode: 0o644 });
+    const body = Buffer.alloc(300_000);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 7) & 0xff; // includes 0x00 and 0x0a bytes
+    const w = encodeFrame(JSON.stringify({ jsonrpc: '2.0', id: 'w', method: 'RpcWrite', params: { mountId, inode: f.inode, offset: 0 } }), body);
+    // Split at awkward places, followed at once by a JSON line.
+    c.write(w.subarray(0, 3));
+    c.write(w.subarray(3, 20));
+    c.write(Buffer.concat([w.subarray(20), Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 'p', method: 'RpcPing' }) + '\n')]));
+    const replies = [JSON.parse((await c.next())!), JSON.parse((await c.next())!)];
+    assert.deepEqual(replies.find((r) => r.id === 'w').result, { size: body.length });
+    assert.ok(replies.find((r) => r.id === 'p').result.pong);
+    // RpcRead as a binary frame: the reply is a frame whose payload is the data.
+    c.close();
+    const raw = await new Promise<net.Socket>((resolve) => {
+      const sock = net.connect({ port: srv.server.port, host: '127.0.0.1' }, () => resolve(sock));
+    });
+    const got = new Promise<{ header: any; payload: Buffer }[]>((resolve) => {
+      const reader = new FrameReader(1 << 24, 1 << 24);
+      const items: { header: any; payload: Buffer }[] = [];
+      raw.on('data', (d: Buffer) => {
+        for (const it of reader.push(d)) {
+          if ('header' in it) items.push({ header: JSON.parse(it.header.toString()), payload: it.payload });
+          if ('line' in it) items.push({ header: JSON.parse(it.line.toString()), payload: Buffer.alloc(0) });
+          if (items.length === 3) resolve(items);
+        }
+      });
+    });
+    raw.write(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'RpcAuth', params: { token: TOKEN } }) + '\n');
+    const m2 = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'RpcMount', params: { volume: 'default' } }) + '\n';
+    raw.write(m2);
+    await new Promise((r) => setTimeout(r, 200));
+    raw.write(encodeFrame(JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'RpcRead', params: { mountId: 2, inode: f.inode, offset: 0, length: 1 << 20 } })));
+    const items = await got;
+    const read = items.find((x) => x.header.id === 3)!;
+    assert.deepEqual(read.header.result, { eof: true, size: body.length });
+    assert.ok(read.payload.equals(body));
+    raw.destroy();
+
+    // Misuse: a method other than RpcWrite/RpcRead; RpcWrite with data in params; RpcRead with a payload.
+    const { c: m, mountId: id2 } = await mounted(srv.server.port);
+    m.write(encodeFrame(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'RpcGetStat', params: { mountId: id2, inode: 1 } })));
+    assert.equal(JSON.parse((await m.next())!).error.code, RPC_ERROR.INVALID_REQUEST);
+    m.write(encodeFrame(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'RpcWrite', params: { mountId: id2, inode: f.inode, offset: 0, data: '' } }), Buffer.from('x')));
+    assert.equal(JSON.parse((await m.next())!).error.code, RPC_ERROR.INVALID_PARAMS);
+    m.write(encodeFrame(JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'RpcRead', params: { mountId: id2, inode: f.inode, offset: 0, length: 1 } }), Buffer.from('x')));
+    assert.equal(JSON.parse((await m.next())!).error.code, RPC_ERROR.INVALID_PARAMS);
+    m.write(encodeFrame('{not json', Buffer.from('x')));
+    assert.equal(JSON.parse((await m.next())!).error.code, RPC_ERROR.PARSE);
+    assert.ok((await m.ok('RpcPing')).pong);
+    // A frame prefix out of bounds cannot be resynchronised: error, then the connection closes.
+    const bad = Buffer.alloc(9);
+    bad.writeUInt32BE(1 << 30, 1);
+    m.write(bad);
+    const e = JSON.parse((await m.next())!);
+    assert.equal(e.error.data.errno, 'E2BIG');
+    await m.waitClosed(5000);
   } finally {
     await srv.close();
   }
