@@ -8,6 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
 import { http, md5hex, startFixture, swift, swiftLogin, KEY, USER, type Fixture, type SwiftSession } from '../support/objapi-fixture.ts';
 import { rootIdentity as root } from '../../src/fs/index.ts';
 import { rawRequest } from '../support/objapi-hostile.ts';
@@ -157,6 +158,28 @@ describe('objects', () => {
     await swift(f.port, s, 'PUT', '/obj/adir/inside', {}, 'x');
     assert.equal((await swift(f.port, s, 'PUT', '/obj/adir', {}, 'x')).status, 409);
     assert.equal((await swift(f.port, s, 'PUT', '/obj/adir/inside/below', {}, 'x')).status, 409, 'a file in the way of a directory');
+  });
+
+  test('an upload cut short publishes nothing and leaves no temporary file', async () => {
+    await swift(f.port, s, 'PUT', '/obj/cut', {}, 'previous');
+    await new Promise<void>((resolve) => {
+      const sock = connect(f.port, '127.0.0.1', () => {
+        sock.write(`PUT ${s.account}/obj/cut HTTP/1.1\r\nHost: x\r\nX-Auth-Token: ${s.token}\r\nContent-Length: 100000\r\n\r\n`);
+        sock.write(Buffer.alloc(5000, 1));
+        setTimeout(() => sock.destroy(), 200);
+      });
+      sock.on('close', () => resolve());
+      sock.on('error', () => {});
+    });
+    const dir = (await f.fs.lookupPath(root, 'obj')).ino;
+    for (let i = 0; i < 50; i++) {
+      const names = (await f.fs.readdir(root, dir, 0n, 1000)).map((e) => e.name);
+      if (!names.some((n) => n.startsWith('.silt-objapi-'))) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const names = (await f.fs.readdir(root, dir, 0n, 1000)).map((e) => e.name);
+    assert.ok(!names.some((n) => n.startsWith('.silt-objapi-')), names.join(' '));
+    assert.equal((await swift(f.port, s, 'GET', '/obj/cut')).text, 'previous');
   });
 
   test('chunked PUT (no Content-Length)', async () => {
