@@ -12,5 +12,5 @@
 export * from './types.ts';
 export { SiltFileSystem, openFileSystem, mkfs, rootIdentity, type FileSystemOptions, type OpenFileSystemOptions } from './filesystem.ts';
 export { permits } from './perm.ts';
-export { MountTable, effectiveIdentity, type Mount, type MountTableOptions } from './mounts.ts';
+export { MountTable, effectiveIdentity, type Mount, type MountTableOptions, type SnapshotAdmin, type SnapshotInfo } from './mounts.ts';
 export { LockTable, LOCK_OFFSET_MAX, type PosixLock, type PosixLockType, type FlockType, type LockTableOptions } from './locks.ts';

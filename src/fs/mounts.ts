@@ -15,7 +15,36 @@
  *   is gone" from every other error and mount again.
  */
 import { FsError } from '../util/index.ts';
+import { SiltFileSystem } from './filesystem.ts';
 import { ROOT_INODE, type FileSystem, type Identity } from './types.ts';
+
+/** A snapshot as front ends show it. */
+export interface SnapshotInfo {
+  name: string;
+  /** The commit it retains. */
+  commit: number;
+  createdMs: number;
+}
+
+/** Snapshot administration of a mounted volume (absent where the file system has none). */
+export interface SnapshotAdmin {
+  /** Durable when it resolves. EEXIST, EINVAL (name), ENOSPC (too many), EROFS. */
+  create(name: string): Promise<SnapshotInfo>;
+  /** Durable when it resolves. ENOENT. */
+  delete(name: string): Promise<void>;
+  list(): SnapshotInfo[];
+}
+
+function snapshotAdmin(fs: FileSystem): SnapshotAdmin | undefined {
+  if (!(fs instanceof SiltFileSystem)) return undefined;
+  const v = fs.volume;
+  const info = (s: { name: string; seq: number; createdMs: number }): SnapshotInfo => ({ name: s.name, commit: s.seq, createdMs: s.createdMs });
+  return {
+    create: async (name) => info(await v.createSnapshot(name)),
+    delete: (name) => v.deleteSnapshot(name),
+    list: () => v.snapshots.map(info),
+  };
+}
 
 export interface Mount {
   readonly id: number;
@@ -28,6 +57,8 @@ export interface Mount {
   readonly pins: Map<number, number>;
   /** inode -> opens this mount holds. */
   readonly opens: Map<number, number>;
+  /** Snapshots of the volume, where the file system supports them. */
+  readonly snapshots: SnapshotAdmin | undefined;
 }
 
 export interface MountTableOptions {
@@ -69,6 +100,7 @@ export class MountTable {
       rootInode: ROOT_INODE,
       pins: new Map(),
       opens: new Map(),
+      snapshots: snapshotAdmin(fs),
     };
     this.mounts.set(id, m);
     return m;

@@ -37,6 +37,7 @@ export {
   type RpcLimits,
   type WireDirEntry,
   type WireEntry,
+  type WireSnapshot,
   type WireStat,
   type WireStatVFS,
 } from './protocol.ts';

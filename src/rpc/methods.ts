@@ -2,7 +2,7 @@
  * What each RPC method does: the seed's RpcSvr calling Fs. Parameters arrive validated (schema.ts);
  * every file-system failure is an FsError, turned into a JSON-RPC error in dispatcher.ts only.
  */
-import { effectiveIdentity, type Mount, type MountTable } from '../fs/index.ts';
+import { effectiveIdentity, type Mount, type MountTable, type SnapshotAdmin } from '../fs/index.ts';
 import type { Attr, Identity, SetAttrChanges } from '../fs/index.ts';
 import { FsError } from '../util/index.ts';
 import {
@@ -77,8 +77,11 @@ async function entry(attr: Promise<Attr>): Promise<WireEntry> {
   return { inode: a.ino, attr: statToWire(a) };
 }
 
-function notYet(what: string): never {
-  throw new FsError('EOPNOTSUPP', `${what}: snapshots are not implemented yet`);
+/** Snapshot administration: the mount must act as root (it changes the whole volume). */
+function admin(m: Mount, what: string): SnapshotAdmin {
+  if (!m.snapshots) throw new FsError('EOPNOTSUPP', `${what}: volume ${m.volume} has no snapshots here`);
+  if (m.identity.uid !== 0) throw new FsError('EPERM', `${what}: only a mount made as root may create or delete snapshots`);
+  return m.snapshots;
 }
 
 export const handlers: Handlers = {
@@ -299,17 +302,19 @@ export const handlers: Handlers = {
   },
 
   async RpcSnapShotCreate(ctx, p) {
-    mountOf(ctx, p.mountId);
-    notYet('RpcSnapShotCreate');
+    const m = mountOf(ctx, p.mountId);
+    return admin(m, 'RpcSnapShotCreate').create(p.name);
   },
 
   async RpcSnapShotDelete(ctx, p) {
-    mountOf(ctx, p.mountId);
-    notYet('RpcSnapShotDelete');
+    const m = mountOf(ctx, p.mountId);
+    await admin(m, 'RpcSnapShotDelete').delete(p.name);
+    return OK;
   },
 
   async RpcSnapShotList(ctx, p) {
-    mountOf(ctx, p.mountId);
-    notYet('RpcSnapShotList');
+    const m = mountOf(ctx, p.mountId);
+    if (!m.snapshots) throw new FsError('EOPNOTSUPP', `RpcSnapShotList: volume ${m.volume} has no snapshots here`);
+    return { snapshots: m.snapshots.list() };
   },
 };

@@ -270,6 +270,15 @@ export interface WireStatVFS {
   nameMax: number;
 }
 
+/** A snapshot: a retained commit of the volume. */
+export interface WireSnapshot {
+  name: string;
+  /** The commit sequence it retains. */
+  commit: number;
+  /** When it was taken, ms since the epoch. */
+  createdMs: number;
+}
+
 /** Result of every call that makes or finds a directory entry. */
 export interface WireEntry {
   inode: number;
@@ -382,7 +391,7 @@ export interface MethodResults {
   RpcListXAttr: { names: string[] };
   RpcRemoveXAttr: Record<string, never>;
   RpcStatVFS: WireStatVFS;
-  RpcSnapShotCreate: never;
-  RpcSnapShotDelete: never;
-  RpcSnapShotList: never;
+  RpcSnapShotCreate: WireSnapshot;
+  RpcSnapShotDelete: Record<string, never>;
+  RpcSnapShotList: { snapshots: WireSnapshot[] };
 }

@@ -296,8 +296,6 @@ test('errors carry errno; unknown methods -32601; mount ids belong to their sess
   assert.equal((await line('RpcNope', {})).error?.code, RPC_ERROR.METHOD_NOT_FOUND);
   assert.equal((await line('toString', {})).error?.code, RPC_ERROR.METHOD_NOT_FOUND);
   assert.equal((await line('__proto__', {})).error?.code, RPC_ERROR.METHOD_NOT_FOUND);
-  const snap = await line('RpcSnapShotList', { mountId });
-  assert.equal(snap.error?.data.errno, 'EOPNOTSUPP');
   // Another session cannot use this session's mount id.
   const other = d.newSession('other');
   await d.handleLine(other, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'RpcAuth', params: { token: TOKEN } }));
@@ -307,6 +305,33 @@ test('errors carry errno; unknown methods -32601; mount ids belong to their sess
   assert.deepEqual((await line('RpcUnmount', { mountId })).result, {});
   assert.equal((await line('RpcGetStat', { mountId, inode: 1 })).error?.data.errno, 'ESTALE');
   assert.equal((await line('RpcMount', { volume: 'other' })).error?.data.errno, 'ENOENT');
+});
+
+test('snapshots: create, list, delete (durable), errors, root only', async () => {
+  const { d, mountId, line, store } = await setup();
+  assert.deepEqual((await line('RpcSnapShotList', { mountId })).result, { snapshots: [] });
+  await line('RpcCreate', { mountId, inode: 1, name: 'before', mode: 0o644 });
+  const c = (await line('RpcSnapShotCreate', { mountId, name: 'first' })).result as { name: string; commit: number; createdMs: number };
+  assert.equal(c.name, 'first');
+  assert.ok(c.commit > 0 && c.createdMs > 0);
+  assert.equal((await line('RpcSnapShotCreate', { mountId, name: 'first' })).error?.data.errno, 'EEXIST');
+  assert.equal((await line('RpcSnapShotCreate', { mountId, name: '../x' })).error?.data.errno, 'EINVAL');
+  const list = (await line('RpcSnapShotList', { mountId })).result as { snapshots: { name: string }[] };
+  assert.deepEqual(list.snapshots.map((x) => x.name), ['first']);
+  // Durable at return: a fresh open of the store sees it.
+  const { Volume } = await import('../../src/headhunter/index.ts');
+  assert.deepEqual((await Volume.open(store, 'default', {})).snapshots.map((x) => x.name), ['first']);
+  // A non-root mount may list but not create or delete.
+  const u = d.newSession('user');
+  const mu = JSON.parse((await d.handleLine(u, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'RpcMount', params: { volume: 'default', token: TOKEN, uid: 1000 } })))!);
+  const ucall = async (method: string, params: unknown) =>
+    JSON.parse((await d.handleLine(u, JSON.stringify({ jsonrpc: '2.0', id: 2, method, params })))!) as Reply;
+  assert.equal((await ucall('RpcSnapShotCreate', { mountId: mu.result.mountId, name: 'mine' })).error?.data.errno, 'EPERM');
+  assert.equal((await ucall('RpcSnapShotDelete', { mountId: mu.result.mountId, name: 'first' })).error?.data.errno, 'EPERM');
+  assert.equal(((await ucall('RpcSnapShotList', { mountId: mu.result.mountId })).result as { snapshots: unknown[] }).snapshots.length, 1);
+  assert.deepEqual((await line('RpcSnapShotDelete', { mountId, name: 'first' })).result, {});
+  assert.equal((await line('RpcSnapShotDelete', { mountId, name: 'first' })).error?.data.errno, 'ENOENT');
+  assert.deepEqual((await line('RpcSnapShotList', { mountId })).result, { snapshots: [] });
 });
 
 test('pathological lines are refused fast: deep nesting, huge strings', async () => {
