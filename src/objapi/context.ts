@@ -6,6 +6,7 @@ import type { Clock, Logger } from '../util/index.ts';
 import type { Authenticator } from './auth.ts';
 import { ApiError, badRequest } from './errors.ts';
 import type { EtagCache } from './etag.ts';
+import type { Gate } from './gate.ts';
 import type { Namespace } from './namespace.ts';
 import type { Target } from './paths.ts';
 
@@ -20,6 +21,11 @@ export interface ObjectApiLimits {
   swiftListingMax: number;
   /** MD5 computations of listed files running at once per listing. */
   listingEtagConcurrency: number;
+  /** Object bodies streaming at once (PUTs, parts, completions, copies, GETs); more wait. Each
+   * holds up to 8 MiB of buffers. */
+  streamsMax: number;
+  /** MD5 computations (reads of files that have no current stamp) at once; more wait. */
+  md5ComputesMax: number;
 }
 
 export interface ObjectApiStats {
@@ -46,6 +52,8 @@ export interface Ctx {
   account: string;
   limits: ObjectApiLimits;
   stats: ObjectApiStats;
+  /** Bounds object bodies in flight (limits.streamsMax). */
+  streams: Gate;
 }
 
 export interface Call {

@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { FsError, type Logger } from '../util/index.ts';
 import type { Attr, FileSystem, Identity } from '../fs/index.ts';
+import type { Gate } from './gate.ts';
 
 export const MD5_XATTR = 'user.silt.md5';
 export const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
@@ -83,6 +84,7 @@ export class EtagCache {
   constructor(
     private readonly fs: FileSystem,
     private readonly log: Logger,
+    private readonly gate: Gate,
   ) {}
 
   /** The stamp on a file if it is current. */
@@ -110,7 +112,7 @@ export class EtagCache {
     const k = `${a.ino}:${a.generation}`;
     let p = this.inflight.get(k);
     if (!p) {
-      p = this.compute(who, a).finally(() => this.inflight.delete(k));
+      p = this.gate.run(() => this.compute(who, a)).finally(() => this.inflight.delete(k));
       this.inflight.set(k, p);
     }
     return p;

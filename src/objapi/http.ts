@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Attr, FileSystem, Identity } from '../fs/index.ts';
 import { ApiError, badRequest } from './errors.ts';
 import { readRange } from './etag.ts';
+import type { Gate } from './gate.ts';
 
 export type Range = { start: number; end: number } | 'unsatisfiable' | undefined;
 
@@ -108,14 +109,11 @@ function drained(res: ServerResponse): Promise<boolean> {
  * file shrinks or changes while it is sent, the connection is cut instead of ending cleanly, so a
  * client can never take a mixture of two versions for a complete object.
  */
-export async function streamFile(
-  res: ServerResponse,
-  fs: FileSystem,
-  who: Identity,
-  a: Attr,
-  start: number,
-  end: number,
-): Promise<void> {
+export function streamFile(res: ServerResponse, fs: FileSystem, who: Identity, a: Attr, start: number, end: number, gate: Gate): Promise<void> {
+  return gate.run(() => sendRange(res, fs, who, a, start, end));
+}
+
+async function sendRange(res: ServerResponse, fs: FileSystem, who: Identity, a: Attr, start: number, end: number): Promise<void> {
   let sent = 0;
   for await (const c of readRange(fs, who, a.ino, start, end)) {
     if (res.destroyed) return;

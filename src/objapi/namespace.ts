@@ -21,6 +21,7 @@ import {
 import { FsError, type Logger } from '../util/index.ts';
 import { ApiError, badRequest, notFound } from './errors.ts';
 import { EMPTY_MD5, EtagCache } from './etag.ts';
+import type { Gate } from './gate.ts';
 import { RESERVED_PREFIX, listable, type Key } from './paths.ts';
 
 const ROOT_INO = 1;
@@ -126,6 +127,8 @@ interface CachedDir {
 export interface NamespaceOptions {
   /** Sorted directory listings kept for paging through big directories (entries, total). */
   dirCacheEntriesMax: number;
+  /** Bounds object bodies streaming at once (shared with GETs). */
+  streams: Gate;
 }
 
 /** Guess a content type from a file name, for files that were not PUT with one. */
@@ -288,7 +291,11 @@ export class Namespace {
   }
 
   /** The write-aside-then-rename core of put (also used for multipart parts and completion). */
-  async writeFile(who: Identity, parent: number, name: string, body: AsyncIterable<Uint8Array>, o: PutOptions): Promise<PutResult> {
+  writeFile(who: Identity, parent: number, name: string, body: AsyncIterable<Uint8Array>, o: PutOptions): Promise<PutResult> {
+    return this.opts.streams.run(() => this.writeAside(who, parent, name, body, o));
+  }
+
+  private async writeAside(who: Identity, parent: number, name: string, body: AsyncIterable<Uint8Array>, o: PutOptions): Promise<PutResult> {
     const tmp = `${RESERVED_PREFIX}put-${randomBytes(12).toString('hex')}`;
     let t: Attr;
     try {

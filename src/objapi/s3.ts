@@ -395,7 +395,7 @@ async function getObject(ctx: Ctx, c: Call, bucket: string, key: Key): Promise<v
     return;
   }
   ctx.stats.bytesOut += end - start;
-  await streamFile(c.res, ctx.fs, me, a, start, end);
+  await streamFile(c.res, ctx.fs, me, a, start, end, ctx.streams);
 }
 
 function putChecks(ctx: Ctx, c: Call): { noReplace: boolean } {

@@ -12,6 +12,7 @@ import { Authenticator, type Credential } from './auth.ts';
 import { rawBody, type Call, type Ctx, type ObjectApiLimits, type ObjectApiStats } from './context.ts';
 import { toApiError, type ApiError } from './errors.ts';
 import { EtagCache } from './etag.ts';
+import { Gate } from './gate.ts';
 import { Namespace } from './namespace.ts';
 import { parseTarget } from './paths.ts';
 import { s3Request, s3Error } from './s3.ts';
@@ -56,6 +57,8 @@ export const defaultLimits: ObjectApiLimits = {
   xmlBodyBytesMax: 2 * 1024 * 1024,
   swiftListingMax: 10_000,
   listingEtagConcurrency: 4,
+  streamsMax: 128,
+  md5ComputesMax: 8,
 };
 
 const noop = (): void => {};
@@ -63,11 +66,12 @@ const noop = (): void => {};
 export async function startObjectApi(o: ObjectApiOptions): Promise<ObjectApi> {
   const log = o.logger ?? nullLogger;
   const limits = { ...defaultLimits, ...o.limits };
-  const etags = new EtagCache(o.fs, log);
+  const etags = new EtagCache(o.fs, log, new Gate(limits.md5ComputesMax));
+  const streams = new Gate(limits.streamsMax);
   const stats: ObjectApiStats = { requests: 0, status2xx: 0, status3xx: 0, status4xx: 0, status5xx: 0, bytesIn: 0, bytesOut: 0 };
   const ctx: Ctx = {
     fs: o.fs,
-    ns: new Namespace(o.fs, etags, log, { dirCacheEntriesMax: o.dirCacheEntriesMax ?? 1_000_000 }),
+    ns: new Namespace(o.fs, etags, log, { dirCacheEntriesMax: o.dirCacheEntriesMax ?? 1_000_000, streams }),
     etags,
     auth: new Authenticator(o.credentials, o.tokenTtlMs ?? 24 * 3600 * 1000, o.tokenSecret),
     log,
@@ -76,6 +80,7 @@ export async function startObjectApi(o: ObjectApiOptions): Promise<ObjectApi> {
     account: `AUTH_${o.volume ?? 'default'}`,
     limits,
     stats,
+    streams,
   };
   if (ctx.auth.empty) log.warn('objapi: no credentials configured; every request will be refused');
 

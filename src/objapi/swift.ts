@@ -331,7 +331,7 @@ async function getObject(ctx: Ctx, c: Call, container: string, key: Key): Promis
     return;
   }
   ctx.stats.bytesOut += end - start;
-  await streamFile(c.res, ctx.fs, me, a, start, end);
+  await streamFile(c.res, ctx.fs, me, a, start, end, ctx.streams);
 }
 
 async function putObject(ctx: Ctx, c: Call, container: string, key: Key): Promise<void> {

@@ -164,6 +164,32 @@ describe('objects -> file system', () => {
   });
 });
 
+describe('bounds', () => {
+  test('with one stream and one MD5 computation at a time, concurrent PUTs, GETs, copies and listings all finish', async () => {
+    const api = await startObjectApi({ fs: f.fs, listen: { port: 0 }, credentials: [{ user: 'b', key: 'k' }], limits: { streamsMax: 1, md5ComputesMax: 1 } });
+    try {
+      const port = api.address.port;
+      const sb = await swiftLogin(port, 'b', 'k');
+      const bodies = Array.from({ length: 6 }, () => randomBytes(300_000));
+      for (const [i, b] of bodies.entries()) await writeViaFs(bucket, `gate-fs-${i}`, b);
+      const work = [
+        ...bodies.map((b, i) => swift(port, sb, 'PUT', `/both/gate/put-${i}`, {}, b)),
+        ...bodies.map((_, i) => swift(port, sb, 'GET', `/both/gate-fs-${i}`)),
+        ...bodies.map((_, i) => swift(port, sb, 'PUT', `/both/gate/copy-${i}`, { 'x-copy-from': `/both/gate-fs-${i}`, 'content-length': 0 })),
+        swift(port, sb, 'GET', '/both?format=json'),
+      ];
+      const rs = await Promise.all(work);
+      for (const r of rs) assert.ok(r.status === 200 || r.status === 201, String(r.status));
+      for (const [i, b] of bodies.entries()) {
+        assert.equal(rs[bodies.length + i]!.headers.etag, md5hex(b));
+        assert.ok((await swift(port, sb, 'GET', `/both/gate/copy-${i}`)).body.equals(b));
+      }
+    } finally {
+      await api.close();
+    }
+  });
+});
+
 describe('identities', () => {
   test('requests run as the credential identity: fs permissions apply (403)', async () => {
     const alice: Identity = { uid: 1000, gid: 1000, groups: [] };
