@@ -113,6 +113,8 @@ interface MountFlags {
   flushIntervalMs?: string;
   snapshot?: string;
   metrics?: string;
+  remote?: string;
+  token?: string;
   logLevel?: string;
 }
 
@@ -128,8 +130,10 @@ program
   .option('--flush-interval-ms <ms>', 'commit dirty state at least this often (default 1000)')
   .option('--snapshot <name>', 'mount a snapshot, read-only')
   .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
+  .option('--remote <host:port>', 'mount a volume that `silt serve` owns there (an agent over RPC)')
+  .option('--token <token>', 'the RPC token of the --remote server (default SILT_TOKEN)')
   .option('--log-level <level>', 'debug, info, warn or error')
-  .addHelpText('after', '\nExamples:\n  silt mount --store file:/tmp/v /mnt/v --mkfs\n  silt mount --store file:/tmp/v /mnt/snap --snapshot nightly\n  silt umount /mnt/v')
+  .addHelpText('after', '\nExamples:\n  silt mount --store file:/tmp/v /mnt/v --mkfs\n  SILT_TOKEN=... silt mount --remote 10.0.0.5:8091 /mnt/v\n  silt mount --store file:/tmp/v /mnt/snap --snapshot nightly\n  silt umount /mnt/v')
   .action(async (mountpoint: string, o: MountFlags) => {
     await mount(mountpoint, o);
   });
@@ -184,6 +188,8 @@ async function mount(mountpoint: string, o: MountFlags): Promise<void> {
     ...(flushIntervalMs !== undefined ? { flushIntervalMs } : {}),
     ...(o.snapshot !== undefined ? { snapshot: o.snapshot } : {}),
     ...(o.metrics !== undefined ? { metrics: o.metrics } : {}),
+    ...(o.remote !== undefined ? { remote: o.remote } : {}),
+    ...(o.token !== undefined ? { token: o.token } : {}),
     logger: logger(o.logLevel),
   });
 }

@@ -14,7 +14,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { openFileSystem, type SiltFileSystem } from '../fs/index.ts';
+import { SiltFileSystem, openFileSystem, type FileSystem } from '../fs/index.ts';
+import { RpcClient } from '../rpc/index.ts';
 import {
   abortConnection,
   cleanStaleMount,
@@ -45,6 +46,10 @@ export interface RunMountOptions {
   snapshot?: string;
   /** Serve Prometheus metrics at this HOST:PORT (GET /metrics). */
   metrics?: string;
+  /** Mount a volume served by `silt serve` at HOST:PORT (an agent over RPC) instead of opening the store. */
+  remote?: string;
+  /** The server's RPC token (--remote); default SILT_TOKEN. */
+  token?: string;
   logger: Logger;
   /** Called once the mount answers (foreground), e.g. to print where it is. */
   onReady?: (info: { mountpoint: string; pid: number }) => void;
@@ -114,6 +119,24 @@ export async function runMount(opts: RunMountOptions): Promise<void> {
   if (stale === 'cleaned') log.warn('cleaned a stale mount left by a server that died', { mountpoint });
   await fs.promises.mkdir(mountpoint, { recursive: true });
 
+  // --remote: the volume is owned by a `silt serve` elsewhere; this mount is an agent over RPC.
+  const fsys: MountedFileSystem =
+    opts.remote !== undefined ? await connectRemote(opts, log) : await openLocal(opts, log);
+  return serveMounted(opts, mountpoint, fsys, log);
+}
+
+/** What a mount serves: the engine itself, or an RPC client of a remote server. */
+type MountedFileSystem = FileSystem & { close(): Promise<void>; readonly syncOnClose: boolean };
+
+async function connectRemote(opts: RunMountOptions, log: Logger): Promise<MountedFileSystem> {
+  const token = opts.token ?? process.env['SILT_TOKEN'] ?? process.env['SILT_RPC_TOKEN'];
+  if (!token) throw new Error('--remote needs the server token: --token or SILT_TOKEN');
+  const client = await RpcClient.connect({ address: opts.remote!, token, volume: opts.volume, logger: log });
+  // The server decides when data is durable; close waits for it only if asked to here.
+  return Object.assign(client, { syncOnClose: opts.syncOnClose });
+}
+
+async function openLocal(opts: RunMountOptions, log: Logger): Promise<SiltFileSystem> {
   const store = new InstrumentedStore(await openStore(opts.store, { create: opts.mkfs }));
   let fsys: SiltFileSystem;
   try {
@@ -132,7 +155,10 @@ export async function runMount(opts: RunMountOptions): Promise<void> {
     }
     throw e;
   }
+  return fsys;
+}
 
+async function serveMounted(opts: RunMountOptions, mountpoint: string, fsys: MountedFileSystem, log: Logger): Promise<void> {
   let server: FuseServer;
   try {
     server = await serveFuse(fsys, mountpoint, {
@@ -184,7 +210,7 @@ export async function runMount(opts: RunMountOptions): Promise<void> {
   const st = await statWithTimeout(mountpoint, 10_000);
   if (!st.ok) log.warn('the new mount does not answer stat', { code: st.code });
   log.info('mounted', { volume: opts.volume, store: opts.store, mountpoint, pid: process.pid, syncOnClose: fsys.syncOnClose });
-  opts.onServer?.(server, fsys);
+  if (fsys instanceof SiltFileSystem) opts.onServer?.(server, fsys);
   opts.onReady?.({ mountpoint, pid: process.pid });
   if (process.env[CHILD_ENV] && process.send) {
     process.send({ ready: true, pid: process.pid });
