@@ -8,7 +8,7 @@
  *
  *   SILT_SEED=n             replay exactly one seed (every fault and crash point is the same)
  *   SILT_SIM_SEEDS=n        at most n seeds (default 1000), starting at seed 1
- *   SILT_SIM_BUDGET_S=s     stop starting new seeds after s seconds (default 90)
+ *   SILT_SIM_BUDGET_S=s     stop starting new seeds after s seconds (default 75)
  *   SILT_SIM_SECONDS=s      release mode: fresh random seeds for s seconds
  *   SILT_SIM_LOG=all        print the whole op log on failure, not its tail
  */
@@ -28,7 +28,7 @@ test('crash-recovery simulation', { timeout: 60 * 60_000 }, async () => {
   const one = process.env.SILT_SEED;
   const release = Number(process.env.SILT_SIM_SECONDS ?? 0);
   const maxSeeds = one !== undefined ? 1 : release > 0 ? Infinity : Number(process.env.SILT_SIM_SEEDS ?? 1000);
-  const budgetMs = 1000 * (release > 0 ? release : Number(process.env.SILT_SIM_BUDGET_S ?? 90));
+  const budgetMs = 1000 * (release > 0 ? release : Number(process.env.SILT_SIM_BUDGET_S ?? 75));
   const base = one !== undefined ? Number(one) : release > 0 ? 1_000_000 + (Date.now() % 1_000_000_000) : 1;
   if (release > 0) console.log(`release mode: seeds from ${base} for ${release} s`);
   const total: SimStats = {
