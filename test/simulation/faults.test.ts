@@ -66,6 +66,8 @@ test('a write that fails with EIO changes nothing; the next sync covers what cam
   // Fills the open commit segment past twice commitBytesMax: the next write must commit first.
   await fs.write(who, f.ino, 0, first);
   store.setFaults({ putFailBefore: 1 });
+  // The premise: the early commit that write started has not sealed the segment yet.
+  assert.ok(fs.volume.writer.openCommitBytes >= 2 * 512 * 1024, 'the open commit segment should hold 2x commitBytesMax');
   await assert.rejects(fs.write(who, f.ino, first.length, Buffer.alloc(10, 2)), (e: unknown) => e instanceof FsError && e.errno === 'EIO');
   assert.equal((await fs.getattr(who, f.ino)).size, first.length, 'the failed write must not have been applied');
   await assert.rejects(fs.sync(), (e: unknown) => e instanceof FsError && e.errno === 'EIO');
