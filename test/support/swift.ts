@@ -5,7 +5,7 @@
  * throws with the script's output: the calling test fails, it never skips.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -117,6 +117,7 @@ export async function purgeSwiftPrefix(local: LocalSwift, containers: string[], 
  */
 export function purgeInBackground(local: LocalSwift, containers: string[], prefix: string): void {
   const self = fileURLToPath(import.meta.url);
+  mkdirSync(join(repoRoot, '.state'), { recursive: true }); // absent when SILT_SWIFT_STATE points elsewhere
   const logFd = openSync(join(repoRoot, '.state', 'swift-purge.log'), 'a');
   const child = spawn(process.execPath, ['--import', 'tsx', self, 'purge', JSON.stringify({ local, containers, prefix })], {
     cwd: repoRoot,
