@@ -16,7 +16,7 @@
  *   sync and no later than the crash: every fsync'd byte is present, every operation wholly
  *   present or absent.
  */
-import { FaultyStore, MemoryStore, type FaultEvent, type FaultRates } from '../../src/objstore/index.ts';
+import { FaultyStore, MemoryStore, type FaultEvent, type FaultRates, type ObjectStore } from '../../src/objstore/index.ts';
 import { openFileSystem, rootIdentity, type SiltFileSystem } from '../../src/fs/index.ts';
 import { O_RDWR, O_TRUNC, type Attr } from '../../src/fs/types.ts';
 import { checkVolume } from '../../src/fsck/index.ts';
@@ -417,6 +417,8 @@ export interface SimOptions {
   shape?: WorkloadShape;
   /** Compare the live file system with the model every this many ops (0: only at checks). */
   liveCheckEvery?: number;
+  /** The durable store under the fault injector (default: a fresh MemoryStore). */
+  store?: ObjectStore;
 }
 
 export interface SimStats {
@@ -478,7 +480,8 @@ export const simVolumeOptions = {
 export const simInodeOptions = { largeRunBytes: 96 * KiB, treeNodesMax: 64, inodeCacheMax: 8 };
 
 export class Simulation {
-  readonly inner = new MemoryStore('sim');
+  /** The store that survives crashes: memory by default, or a real one (the Swift run). */
+  readonly inner: ObjectStore;
   readonly stats: SimStats = {
     ops: 0,
     crashes: 0,
@@ -519,6 +522,7 @@ export class Simulation {
   private round = 0;
 
   constructor(readonly o: SimOptions) {
+    this.inner = o.store ?? new MemoryStore('sim');
     this.r = new Random(o.seed);
     this.faultRandom = new Random(o.seed ^ 0x5eed5eed);
     this.shape = o.shape ?? defaultShape;
