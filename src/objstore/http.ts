@@ -15,6 +15,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { StoreError, type StoreErrorKind } from '../util/index.ts';
+import type { ObjectInfo } from './types.ts';
 
 export interface HttpTimeouts {
   /** TCP (+TLS) connect. */
@@ -491,4 +492,24 @@ export function rangeBody(backend: BackendName, url: URL, res: HttpResponse, off
   }
   if (res.body.length > length) throw new StoreError('io', `${backend} GET ${hostPort(url)}: server sent ${res.body.length} bytes for a range of ${length}`, { key });
   return plainBytes(res.body);
+}
+
+/**
+ * A whole-object GET whose body is not the MD5 its ETag names was damaged on the way: retryable.
+ * Only plain objects are checked (multipart and large-object manifests carry non-MD5 ETags).
+ */
+export function checkBodyMd5(backend: BackendName, url: URL, res: HttpResponse, key: string): void {
+  const etag = unquoteEtag(res.headers['etag']);
+  if (etag === undefined || !/^[0-9a-f]{32}$/.test(etag)) return;
+  if (res.headers['x-static-large-object'] !== undefined || res.headers['x-object-manifest'] !== undefined) return;
+  const got = res.bodyMd5 ?? createHash('md5').update(res.body).digest('hex');
+  if (got !== etag) throw new StoreError('unavailable', `${backend} GET ${hostPort(url)}${url.pathname}: body MD5 ${got} is not its ETag ${etag}`, { key });
+}
+
+/** The ObjectInfo a HEAD answer describes (size from Content-Length, ETag unquoted). */
+export function objectInfoFromHead(backend: BackendName, url: URL, res: HttpResponse, key: string): ObjectInfo {
+  const size = Number(res.headers['content-length']);
+  if (!Number.isSafeInteger(size) || size < 0) throw new StoreError('io', `${backend} HEAD ${hostPort(url)}: bad Content-Length`, { key });
+  const etag = unquoteEtag(res.headers['etag']);
+  return etag !== undefined ? { key, size, etag } : { key, size };
 }

@@ -23,6 +23,7 @@ import type { ByteRange, ChunkedPut, ListOptions, ListPage, ObjectInfo, ObjectSt
 import { withRetry } from './retry.ts';
 import {
   HttpPools,
+  checkBodyMd5,
   checkKey,
   checkLimit,
   checkRange,
@@ -30,6 +31,7 @@ import {
   defaultTimeouts,
   encodeKeyPath,
   hostPort,
+  objectInfoFromHead,
   plainBytes,
   rangeBody,
   send,
@@ -509,13 +511,7 @@ export class S3Store implements ObjectStore {
       if (res.status === 416 && range !== undefined) return new Uint8Array(0);
       if (res.status !== 200 && res.status !== 206) throw this.error('GET', url, res, key);
       if (range !== undefined) return rangeBody(BACKEND, url, res, range.offset, range.length, key);
-      if (this.verifyReads) {
-        const etag = unquoteEtag(res.headers['etag']);
-        if (etag !== undefined && /^[0-9a-f]{32}$/.test(etag)) {
-          const got = res.bodyMd5 ?? md5(res.body).toString('hex');
-          if (got !== etag) throw new StoreError('unavailable', `s3 GET ${hostPort(url)}${url.pathname}: body MD5 ${got} is not its ETag ${etag}`, { key });
-        }
-      }
+      if (this.verifyReads) checkBodyMd5(BACKEND, url, res, key);
       return plainBytes(res.body);
     });
   }
@@ -526,10 +522,7 @@ export class S3Store implements ObjectStore {
       const { res, url } = await this.call('HEAD', key);
       if (res.status === 404) return null;
       if (res.status !== 200) throw this.error('HEAD', url, res, key);
-      const size = Number(res.headers['content-length']);
-      if (!Number.isSafeInteger(size) || size < 0) throw new StoreError('io', `s3 HEAD ${hostPort(url)}: bad Content-Length`, { key });
-      const etag = unquoteEtag(res.headers['etag']);
-      return etag !== undefined ? { key, size, etag } : { key, size };
+      return objectInfoFromHead(BACKEND, url, res, key);
     });
   }
 

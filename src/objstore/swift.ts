@@ -27,6 +27,7 @@ import { withRetry } from './retry.ts';
 import {
   HttpPools,
   StreamingRequest,
+  checkBodyMd5,
   checkKey,
   checkLimit,
   checkRange,
@@ -34,6 +35,7 @@ import {
   defaultTimeouts,
   encodeKeyPath,
   hostPort,
+  objectInfoFromHead,
   plainBytes,
   rangeBody,
   send,
@@ -397,17 +399,9 @@ export class SwiftStore implements ObjectStore {
       if (res.status === 416 && range !== undefined) return new Uint8Array(0);
       if (res.status !== 200 && res.status !== 206) throw statusError(BACKEND, 'GET', url, res, key);
       if (range !== undefined) return rangeBody(BACKEND, url, res, range.offset, range.length, key);
-      if (this.verifyReads) this.checkEtag(url, res, key);
+      if (this.verifyReads) checkBodyMd5(BACKEND, url, res, key);
       return plainBytes(res.body);
     });
-  }
-
-  private checkEtag(url: URL, res: HttpResponse, key: string): void {
-    // Large-object manifests (SLO/DLO) carry quoted, non-MD5 ETags: only plain objects are checked.
-    const etag = unquoteEtag(res.headers['etag']);
-    if (etag === undefined || !/^[0-9a-f]{32}$/.test(etag) || res.headers['x-static-large-object'] !== undefined || res.headers['x-object-manifest'] !== undefined) return;
-    const got = res.bodyMd5 ?? md5Hex(res.body);
-    if (got !== etag) throw new StoreError('unavailable', `swift GET ${hostPort(url)}${url.pathname}: body MD5 ${got} is not its ETag ${etag}`, { key });
   }
 
   async head(key: string): Promise<ObjectInfo | null> {
@@ -416,10 +410,7 @@ export class SwiftStore implements ObjectStore {
       const { res, url } = await this.call('HEAD', key);
       if (res.status === 404) return null;
       if (res.status !== 200 && res.status !== 204) throw statusError(BACKEND, 'HEAD', url, res, key);
-      const size = Number(res.headers['content-length']);
-      if (!Number.isSafeInteger(size) || size < 0) throw new StoreError('io', `swift HEAD ${hostPort(url)}: bad Content-Length`, { key });
-      const etag = unquoteEtag(res.headers['etag']);
-      return etag !== undefined ? { key, size, etag } : { key, size };
+      return objectInfoFromHead(BACKEND, url, res, key);
     });
   }
 
