@@ -4,7 +4,7 @@
 set -euo pipefail
 want=("$@")
 if [ ${#want[@]} -eq 0 ]; then
-  want=(fuse3 attr util-linux curl memcached swift swift-proxy swift-object swift-container swift-account python3-swiftclient samba samba-vfs-modules smbclient python3-smbc)
+  want=(fuse3 attr util-linux curl memcached swift swift-proxy swift-object swift-container swift-account python3-swiftclient samba samba-vfs-modules smbclient python3-smbc chromium)
 fi
 missing=()
 for p in "${want[@]}"; do
