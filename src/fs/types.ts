@@ -119,6 +119,14 @@ export const O_EXCL = 0o200;
 export const O_TRUNC = 0o1000;
 export const O_APPEND = 0o2000;
 
+/** A file whose content `coalesce` moves: the name `name` in directory `parent`, optionally required to be inode `ino`. */
+export interface CoalesceSource {
+  parent: number;
+  name: string;
+  /** ESTALE if the name no longer refers to this inode (it was replaced since the caller looked). */
+  ino?: number;
+}
+
 /** fallocate(2) mode bits. */
 export const FALLOC_FL_KEEP_SIZE = 0x01;
 export const FALLOC_FL_PUNCH_HOLE = 0x02;
@@ -168,6 +176,12 @@ export interface FileSystem {
   fallocate(who: Identity, ino: number, mode: number, offset: number, length: number): Promise<void>;
   /** SEEK_DATA / SEEK_HOLE as lseek(2): ENXIO when no data (or hole) lies at or after offset. */
   lseek(who: Identity, ino: number, offset: number, whence: number): Promise<number>;
+  /**
+   * Append the content of each source, in order, to the regular file `ino` and remove the
+   * sources' names, as one atomic step that copies no data (their extents move). Optional: a
+   * file system that cannot move extents (a remote one) leaves it out and callers copy instead.
+   */
+  coalesce?(who: Identity, ino: number, sources: readonly CoalesceSource[]): Promise<Attr>;
   /** Keep an inode alive while a front end refers to it (FUSE lookup count 0 -> 1). */
   pin(ino: number): void;
   /** The front end forgot it (count -> 0); an unlinked, unopened, unpinned inode is then freed. */

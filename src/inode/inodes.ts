@@ -393,6 +393,52 @@ export class Inodes {
     this.markDirty(file);
   }
 
+  /**
+   * Move every extent of `src` into `dst` at `dstOffset`: src's bytes [0, src.size) become dst's
+   * bytes [dstOffset, dstOffset + src.size), holes included, without copying data. The extent map
+   * entries are re-pointed at the same data records, so each record stays referenced exactly as
+   * many times as before and no segment's live bytes change; what dst held in that range is
+   * released (as a write over it would), and src's extent map nodes are released. `src` is left
+   * empty (size 0, no extents); the caller drops its links, which frees it.
+   *
+   * The records keep naming `src` and its offsets in their segment summaries: the cleaner cannot
+   * find their new owner from that, so it leaves them in place (their segments live until the
+   * bytes die); fsck and reads do not depend on a record's stated owner.
+   */
+  async moveExtents(dst: Inode, src: Inode, dstOffset: number): Promise<number> {
+    assert(dst.isFile && src.isFile, `moveExtents: inodes ${dst.ino} and ${src.ino} must be regular files`);
+    assert(dst !== src, `moveExtents: inode ${src.ino} into itself`);
+    assert(Number.isSafeInteger(dstOffset) && dstOffset >= 0, `moveExtents: bad offset ${dstOffset}`);
+    const len = src.size;
+    if (len === 0) return 0;
+    const from = this.extentsOf(src);
+    const to = this.extentsOf(dst);
+    await this.clearRange(dst, to, dstOffset, dstOffset + len);
+    let moved = 0;
+    for await (const [k, e] of from.entries()) {
+      assert(k + e.n <= len, `moveExtents: inode ${src.ino} has an extent past its size`);
+      await to.put(dstOffset + k, e);
+      moved += e.n;
+    }
+    assert(moved === src.allocated, `moveExtents: inode ${src.ino} allocated ${src.allocated}, extents hold ${moved}`);
+    // The references now belong to dst: drop src's map without releasing the data it named.
+    await from.destroy();
+    src.extents = null;
+    src.treeRoot = undefined;
+    src.allocated = 0;
+    src.size = 0;
+    src.lastWriteEnd = -1;
+    src.sequentialRun = 0;
+    dst.allocated += moved;
+    if (dstOffset + len > dst.size) dst.size = dstOffset + len;
+    const now = this.nowNs();
+    src.mtimeNs = src.ctimeNs = now;
+    dst.mtimeNs = dst.ctimeNs = now;
+    this.markDirty(src);
+    this.markDirty(dst);
+    return moved;
+  }
+
   /** The pieces of [offset, offset+length) clipped to the file size (under the lock). */
   async readPieces(file: Inode, offset: number, length: number): Promise<ReadPiece[]> {
     const end = Math.min(file.size, offset + length);
