@@ -24,6 +24,7 @@ import {
   type Logger,
 } from '../util/index.ts';
 import { inGroup, isOwnerOrRoot, permits, requireAccess, requireStickyRight } from './perm.ts';
+import { SnapshotDirectory } from './snapshots.ts';
 import {
   FALLOC_FL_KEEP_SIZE,
   FALLOC_FL_PUNCH_HOLE,
@@ -55,6 +56,8 @@ export interface FileSystemOptions {
   logger: Logger;
   /** Background gc: a pass this often (0 disables); objects are deleted one pass after they die. */
   gcIntervalMs: number;
+  /** List `/.snapshot` in readdir of the root (it is always reachable by name; default hidden). */
+  snapshotDirVisible: boolean;
 }
 
 const ROOT: Identity = { uid: 0, gid: 0, groups: [] };
@@ -69,6 +72,8 @@ export class SiltFileSystem implements FileSystem {
   private readonly log: Logger;
   private gcTimer: NodeJS.Timeout | null = null;
   private gcRunning = false;
+  /** `/.snapshot`: inodes at or above 2^52 are routed there (snapshots.ts). */
+  readonly snapshotDir: SnapshotDirectory;
 
   constructor(
     readonly volume: Volume,
@@ -78,6 +83,17 @@ export class SiltFileSystem implements FileSystem {
     this.syncOnClose = opts.syncOnClose ?? false;
     this.log = opts.logger ?? volume.log;
     this.inodes.start();
+    this.snapshotDir = new SnapshotDirectory(
+      volume,
+      async (name) =>
+        new SiltFileSystem(await Volume.openSnapshot(volume.store, volume.name, name, { logger: this.log }), {
+          logger: this.log,
+          gcIntervalMs: 0,
+          inode: { flushIntervalMs: 0 },
+        }),
+      (who) => this.getattr(who, ROOT_INO),
+      opts.snapshotDirVisible ?? false,
+    );
     const gcMs = opts.gcIntervalMs ?? 60_000;
     if (gcMs > 0 && volume.readOnlySnapshot === undefined) {
       this.gcTimer = setInterval(() => void this.backgroundGc(gcMs), gcMs);
@@ -105,6 +121,7 @@ export class SiltFileSystem implements FileSystem {
   /** Final commit and stop the flusher. */
   async close(): Promise<void> {
     if (this.gcTimer) clearInterval(this.gcTimer);
+    await this.snapshotDir.close();
     this.inodes.stop();
     await this.volume.close();
   }
@@ -217,6 +234,7 @@ export class SiltFileSystem implements FileSystem {
   // ------------------------------------------------------------------ FileSystem
 
   lookup(who: Identity, parent: number, name: string): Promise<Attr> {
+    if (this.snapshotDir.owns(parent) || this.snapshotDir.isEntry(parent, name)) return this.snapshotDir.lookup(who, parent, name);
     return this.op(async () => {
       validateName(name, 'lookup');
       const dir = await this.dir(parent);
@@ -228,10 +246,12 @@ export class SiltFileSystem implements FileSystem {
   }
 
   getattr(_who: Identity, ino: number): Promise<Attr> {
+    if (this.snapshotDir.owns(ino)) return this.snapshotDir.getattr(_who, ino);
     return this.op(async () => this.attr(await this.inodes.get(ino)));
   }
 
   setattr(who: Identity, ino: number, c: SetAttrChanges): Promise<Attr> {
+    if (this.snapshotDir.owns(ino)) return this.snapshotDir.refuse('setattr');
     return this.mutate(async () => {
       const i = await this.inodes.get(ino);
       const now = this.inodes.nowNs();
@@ -288,6 +308,7 @@ export class SiltFileSystem implements FileSystem {
   }
 
   readlink(_who: Identity, ino: number): Promise<string> {
+    if (this.snapshotDir.owns(ino)) return this.snapshotDir.readlink(_who, ino);
     return this.op(async () => {
       const i = await this.inodes.get(ino);
       if (!i.isSymlink || i.symlinkTarget === undefined) throw new FsError('EINVAL', `inode ${ino} is not a symlink`);
@@ -296,6 +317,8 @@ export class SiltFileSystem implements FileSystem {
   }
 
   symlink(who: Identity, parent: number, name: string, target: string): Promise<Attr> {
+    if (this.snapshotDir.owns(parent)) return this.snapshotDir.refuse('symlink');
+    if (this.snapshotDir.isEntry(parent, name)) return this.snapshotDir.refuseName('symlink');
     return this.mutate(async () => {
       const n = Buffer.byteLength(target, 'utf8');
       if (n === 0) throw new FsError('ENOENT', 'symlink: empty target');
@@ -305,6 +328,8 @@ export class SiltFileSystem implements FileSystem {
   }
 
   mknod(who: Identity, parent: number, name: string, mode: number, rdev: number): Promise<Attr> {
+    if (this.snapshotDir.owns(parent)) return this.snapshotDir.refuse('mknod');
+    if (this.snapshotDir.isEntry(parent, name)) return this.snapshotDir.refuseName('mknod');
     return this.mutate(async () => {
       const type = mode & S_IFMT;
       if (type === S_IFCHR || type === S_IFBLK) {
@@ -319,14 +344,19 @@ export class SiltFileSystem implements FileSystem {
   }
 
   mkdir(who: Identity, parent: number, name: string, mode: number): Promise<Attr> {
+    if (this.snapshotDir.owns(parent)) return this.snapshotDir.refuse('mkdir');
+    if (this.snapshotDir.isEntry(parent, name)) return this.snapshotDir.refuseName('mkdir');
     return this.mutate(() => this.makeNode(who, parent, name, S_IFDIR | (mode & 0o7777), 0));
   }
 
   create(who: Identity, parent: number, name: string, mode: number): Promise<Attr> {
+    if (this.snapshotDir.owns(parent)) return this.snapshotDir.refuse('create');
+    if (this.snapshotDir.isEntry(parent, name)) return this.snapshotDir.refuseName('create');
     return this.mutate(() => this.makeNode(who, parent, name, S_IFREG | (mode & 0o7777), 0));
   }
 
   unlink(who: Identity, parent: number, name: string): Promise<void> {
+    if (this.snapshotDir.owns(parent) || this.snapshotDir.isEntry(parent, name)) return this.snapshotDir.refuse('unlink');
     return this.mutate(async () => {
       validateName(name, 'unlink');
       const dir = await this.writableDir(who, parent, `unlink ${name}`);
@@ -341,6 +371,7 @@ export class SiltFileSystem implements FileSystem {
   }
 
   rmdir(who: Identity, parent: number, name: string): Promise<void> {
+    if (this.snapshotDir.owns(parent) || this.snapshotDir.isEntry(parent, name)) return this.snapshotDir.refuse('rmdir');
     return this.mutate(async () => {
       validateName(name, 'rmdir');
       if (name === '.') throw new FsError('EINVAL', 'rmdir: cannot remove "."');
@@ -364,6 +395,9 @@ export class SiltFileSystem implements FileSystem {
   }
 
   rename(who: Identity, parent: number, name: string, newParent: number, newName: string, flags: RenameFlags = {}): Promise<void> {
+    const snaps = this.snapshotDir;
+    if (snaps.owns(parent) || snaps.owns(newParent) || snaps.isEntry(parent, name)) return snaps.refuse('rename');
+    if (snaps.isEntry(newParent, newName)) return snaps.refuseName('rename');
     return this.mutate(async () => {
       if (flags.noReplace && flags.exchange) throw new FsError('EINVAL', 'rename: NOREPLACE and EXCHANGE together');
       validateName(name, 'rename');
@@ -447,6 +481,8 @@ export class SiltFileSystem implements FileSystem {
   }
 
   link(who: Identity, ino: number, newParent: number, newName: string): Promise<Attr> {
+    if (this.snapshotDir.owns(ino) || this.snapshotDir.owns(newParent)) return this.snapshotDir.refuse('link');
+    if (this.snapshotDir.isEntry(newParent, newName)) return this.snapshotDir.refuseName('link');
     return this.mutate(async () => {
       validateName(newName, 'link');
       const src = await this.inodes.get(ino);
@@ -466,6 +502,7 @@ export class SiltFileSystem implements FileSystem {
   }
 
   open(who: Identity, ino: number, flags: number): Promise<Attr> {
+    if (this.snapshotDir.owns(ino)) return this.snapshotDir.open(who, ino, flags);
     return this.op(async () => {
       const i = await this.inodes.get(ino);
       const acc = flags & O_ACCMODE;
@@ -482,6 +519,7 @@ export class SiltFileSystem implements FileSystem {
   }
 
   async release(ino: number, wrote: boolean): Promise<void> {
+    if (this.snapshotDir.owns(ino)) return this.snapshotDir.release(ino);
     await this.op(async () => {
       const i = await this.inodes.get(ino);
       if (i.opens > 0) i.opens--;
@@ -491,6 +529,7 @@ export class SiltFileSystem implements FileSystem {
   }
 
   async read(who: Identity, ino: number, offset: number, length: number): Promise<Uint8Array> {
+    if (this.snapshotDir.owns(ino)) return this.snapshotDir.read(who, ino, offset, length);
     const pieces = await this.op(async () => {
       const i = await this.inodes.get(ino);
       if (i.isDir) throw new FsError('EISDIR', `read: inode ${ino} is a directory`);
@@ -507,6 +546,7 @@ export class SiltFileSystem implements FileSystem {
   }
 
   async write(who: Identity, ino: number, offset: number, data: Uint8Array): Promise<number> {
+    if (this.snapshotDir.owns(ino)) return this.snapshotDir.refuse('write');
     // Bound memory before the write, so that a failure here fails a write that did not happen:
     // wait for data segment PUTs, and for a commit when the open commit segment is huge.
     try {
@@ -532,6 +572,7 @@ export class SiltFileSystem implements FileSystem {
   }
 
   async fsync(_ino: number, _dataOnly: boolean): Promise<void> {
+    if (this.snapshotDir.owns(_ino)) return; // nothing to make durable in a snapshot
     await this.sync();
   }
 
@@ -544,15 +585,18 @@ export class SiltFileSystem implements FileSystem {
   }
 
   readdir(who: Identity, ino: number, cookie: bigint, limit: number): Promise<DirEntry[]> {
+    if (this.snapshotDir.owns(ino)) return this.snapshotDir.readdir(who, ino, cookie, limit);
     return this.op(async () => {
       const d = await this.dir(ino);
       requireAccess(who, d, R_OK, 'readdir');
       const list = await this.inodes.dirList(d, d.parent, cookie, limit);
-      return list.map((e) => ({ name: Buffer.from(e.name).toString('utf8'), ino: e.value.ino, type: e.value.type, cookie: e.cookie }));
+      const out = list.map((e) => ({ name: Buffer.from(e.name).toString('utf8'), ino: e.value.ino, type: e.value.type, cookie: e.cookie }));
+      return ino === ROOT_INO ? this.snapshotDir.decorateRoot(cookie, limit, out, false) : out;
     });
   }
 
   readdirplus(who: Identity, ino: number, cookie: bigint, limit: number): Promise<DirEntryPlus[]> {
+    if (this.snapshotDir.owns(ino)) return this.snapshotDir.readdirplus(who, ino, cookie, limit);
     return this.op(async () => {
       const d = await this.dir(ino);
       requireAccess(who, d, R_OK, 'readdir');
@@ -568,7 +612,7 @@ export class SiltFileSystem implements FileSystem {
           attr: this.attr(child),
         });
       }
-      return out;
+      return ino === ROOT_INO ? this.snapshotDir.decorateRoot(cookie, limit, out, true) : out;
     });
   }
 
@@ -592,6 +636,7 @@ export class SiltFileSystem implements FileSystem {
   }
 
   getxattr(who: Identity, ino: number, name: string): Promise<Uint8Array> {
+    if (this.snapshotDir.owns(ino)) return this.snapshotDir.getxattr(who, ino, name);
     return this.op(async () => {
       const i = await this.inodes.get(ino);
       checkXattrName(name);
@@ -603,6 +648,7 @@ export class SiltFileSystem implements FileSystem {
   }
 
   setxattr(who: Identity, ino: number, name: string, value: Uint8Array, flags: XattrFlags = {}): Promise<void> {
+    if (this.snapshotDir.owns(ino)) return this.snapshotDir.refuse('setxattr');
     return this.mutate(async () => {
       const i = await this.inodes.get(ino);
       checkXattrName(name);
@@ -620,6 +666,7 @@ export class SiltFileSystem implements FileSystem {
   }
 
   listxattr(who: Identity, ino: number): Promise<string[]> {
+    if (this.snapshotDir.owns(ino)) return this.snapshotDir.listxattr(who, ino);
     return this.op(async () => {
       const i = await this.inodes.get(ino);
       return [...i.xattrs.keys()].filter((k) => !k.startsWith('trusted.') || who.uid === 0);
@@ -627,6 +674,7 @@ export class SiltFileSystem implements FileSystem {
   }
 
   removexattr(who: Identity, ino: number, name: string): Promise<void> {
+    if (this.snapshotDir.owns(ino)) return this.snapshotDir.refuse('removexattr');
     return this.mutate(async () => {
       const i = await this.inodes.get(ino);
       checkXattrName(name);
@@ -654,6 +702,7 @@ export class SiltFileSystem implements FileSystem {
   }
 
   access(who: Identity, ino: number, mask: number): Promise<void> {
+    if (this.snapshotDir.owns(ino)) return this.snapshotDir.access(who, ino, mask);
     return this.op(async () => {
       const i = await this.inodes.get(ino);
       if (mask & ~7) throw new FsError('EINVAL', `access: bad mask ${mask}`);
@@ -662,6 +711,7 @@ export class SiltFileSystem implements FileSystem {
   }
 
   fallocate(who: Identity, ino: number, mode: number, offset: number, length: number): Promise<void> {
+    if (this.snapshotDir.owns(ino)) return this.snapshotDir.refuse('fallocate');
     return this.mutate(async () => {
       const i = await this.inodes.get(ino);
       if (!i.isFile) throw new FsError(i.isDir ? 'EISDIR' : 'EINVAL', 'fallocate: not a regular file');
@@ -682,6 +732,7 @@ export class SiltFileSystem implements FileSystem {
   }
 
   lseek(_who: Identity, ino: number, offset: number, whence: number): Promise<number> {
+    if (this.snapshotDir.owns(ino)) return this.snapshotDir.lseek(_who, ino, offset, whence);
     return this.op(async () => {
       const i = await this.inodes.get(ino);
       if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw new FsError('EINVAL', `lseek: unsupported whence ${whence}`);
@@ -692,12 +743,14 @@ export class SiltFileSystem implements FileSystem {
   }
 
   pin(ino: number): void {
+    if (this.snapshotDir.owns(ino)) return this.snapshotDir.pin(ino);
     this.volume.lock
       .run(async () => this.inodes.pin(await this.inodes.get(ino)))
       .catch((err: unknown) => this.log.warn('pin failed', { ino, err: String(err) }));
   }
 
   unpin(ino: number): void {
+    if (this.snapshotDir.owns(ino)) return this.snapshotDir.unpin(ino);
     this.volume.lock
       .run(async () => this.inodes.unpin(await this.inodes.get(ino)))
       .catch((err: unknown) => this.log.warn('unpin failed', { ino, err: String(err) }));
@@ -738,6 +791,8 @@ export interface OpenFileSystemOptions {
   gcIntervalMs?: number;
   /** Open this snapshot read-only instead of the newest commit. */
   snapshot?: string;
+  /** List `/.snapshot` in readdir of the root (default: hidden, reachable by name). */
+  snapshotDirVisible?: boolean;
   volume?: string;
   /** Create the volume if it does not exist. */
   create?: boolean;
@@ -772,6 +827,7 @@ export async function openFileSystem(o: OpenFileSystemOptions): Promise<SiltFile
     logger,
     inode: inodeOpts,
     ...(o.gcIntervalMs !== undefined ? { gcIntervalMs: o.gcIntervalMs } : {}),
+    ...(o.snapshotDirVisible !== undefined ? { snapshotDirVisible: o.snapshotDirVisible } : {}),
   });
 }
 

@@ -14,3 +14,4 @@ export { SiltFileSystem, openFileSystem, mkfs, rootIdentity, type FileSystemOpti
 export { permits } from './perm.ts';
 export { MountTable, effectiveIdentity, type Mount, type MountTableOptions, type SnapshotAdmin, type SnapshotInfo } from './mounts.ts';
 export { LockTable, LOCK_OFFSET_MAX, type PosixLock, type PosixLockType, type FlockType, type LockTableOptions } from './locks.ts';
+export { SnapshotDirectory, SNAPSHOT_DIR_NAME, SNAPSHOT_DIR_INO } from './snapshots.ts';
