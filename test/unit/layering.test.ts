@@ -17,7 +17,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
-export const LAYERS = ['cli', 'smb', 'fuse', 'objapi', 'rpc', 'fs', 'inode', 'fsck', 'headhunter', 'btree', 'segment', 'objstore', 'util'] as const;
+export const LAYERS = ['cli', 'smb', 'fuse', 'admin', 'objapi', 'rpc', 'fs', 'inode', 'fsck', 'headhunter', 'btree', 'segment', 'objstore', 'util'] as const;
 
 const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
 
