@@ -19,6 +19,9 @@ export interface GcOptions {
   onProgress?: (p: { phase: 'scan' | 'delete'; done: number; total?: number }) => void;
 }
 
+/** Failpoints gc hits (crash tests arm them): before the first delete, and before each delete. */
+export const GC_FAILPOINTS = ['gc-before-delete', 'gc-mid-delete'] as const;
+
 export interface GcReport {
   objectsScanned: number;
   bytesScanned: number;
@@ -30,12 +33,21 @@ export interface GcReport {
   bytesFreed: number;
   /** Candidates left for a later pass (grace period). */
   waiting: number;
-  /** Data segments no commit ever referenced (a PUT cut off by a crash, or all data overwritten). */
+  /** Data segments no commit references any more, or ever did (left by a crash, or all data overwritten). */
   orphanDataSegments: number;
+  /**
+   * Objects under the volume's `log/` and `seg/` that are not named as Silt names segments (a
+   * stray copy, a tool's leftover): no commit can reference them. Counted in `candidates` and
+   * deleted like any other unreferenced object, after the grace period.
+   */
+  strayObjects: number;
   /** Live bytes / stored bytes of what remains. */
   utilization: number;
   liveBytes: number;
 }
+
+/** How Silt names segment objects: 16 lowercase hex digits (segment/format.ts). */
+const SEGMENT_NAME = /^[0-9a-f]{16}$/;
 
 /** Per-volume memory of candidates between passes (for the grace period). */
 const firstSeen = new WeakMap<Volume, Map<string, number>>();
@@ -53,6 +65,9 @@ const firstSeen = new WeakMap<Volume, Map<string, number>>();
  * Unreferenced data segments below the high-water mark are garbage by construction: every data
  * segment allocated before a commit was sealed is either referenced by it or dead.
  * - everything a snapshot references (its retained commit's segment table).
+ * The orphan sweep is the same rule: a segment object no kept commit references (its commit never
+ * landed, or everything in it died) and any stray object under `log/` or `seg/` that is not named
+ * like a segment are deleted, after the grace period, and counted in the report.
  */
 export async function collectGarbage(vol: Volume, opts: GcOptions = {}): Promise<GcReport> {
   // A snapshot view sees an old commit: collecting from it would delete what newer commits use.
@@ -96,6 +111,7 @@ export async function collectGarbage(vol: Volume, opts: GcOptions = {}): Promise
     bytesFreed: 0,
     waiting: 0,
     orphanDataSegments: 0,
+    strayObjects: 0,
     utilization: 1,
     liveBytes,
   };
@@ -110,22 +126,22 @@ export async function collectGarbage(vol: Volume, opts: GcOptions = {}): Promise
       report.objectsScanned++;
       report.bytesScanned += o.size;
       if (report.objectsScanned % 500 === 0) opts.onProgress?.({ phase: 'scan', done: report.objectsScanned });
-      const n = parseInt(o.key.slice(vol.prefix.length + kind.length), 16);
-      if (!Number.isSafeInteger(n) || o.key.length !== vol.prefix.length + kind.length + 16) {
-        storedBytes += o.size; // not ours to judge: leave anything we did not name
-        continue;
-      }
-      const id = kind === 'log/' ? commitSegmentId(n) : dataSegmentId(n);
-      const keepIt =
-        protectedSegs.has(id) ||
-        vol.writer.isInMemory(id) ||
-        (isCommitSegment(id) ? n >= minCommitKept || snapshotSeqs.has(n) : n >= commit.nonceNext);
-      if (keepIt) {
-        storedBytes += o.size;
-        continue;
-      }
+      const name = o.key.slice(vol.prefix.length + kind.length);
+      const stray = !SEGMENT_NAME.test(name);
+      if (!stray) {
+        const n = parseInt(name, 16);
+        const id = kind === 'log/' ? commitSegmentId(n) : dataSegmentId(n);
+        const keepIt =
+          protectedSegs.has(id) ||
+          vol.writer.isInMemory(id) ||
+          (isCommitSegment(id) ? n >= minCommitKept || snapshotSeqs.has(n) : n >= commit.nonceNext);
+        if (keepIt) {
+          storedBytes += o.size;
+          continue;
+        }
+        if (!isCommitSegment(id)) report.orphanDataSegments++;
+      } else report.strayObjects++;
       report.candidates++;
-      if (!isCommitSegment(id)) report.orphanDataSegments++;
       stillCandidates.add(o.key);
       const first = seen.get(o.key);
       if (grace > 0 && (first === undefined || now - first < grace)) {
@@ -141,7 +157,9 @@ export async function collectGarbage(vol: Volume, opts: GcOptions = {}): Promise
   for (const k of [...seen.keys()]) if (!stillCandidates.has(k)) seen.delete(k);
   if (!opts.dryRun) {
     let done = 0;
+    if (victims.length > 0) vol.failpoints.hit('gc-before-delete');
     for (const v of victims) {
+      vol.failpoints.hit('gc-mid-delete');
       await vol.store.delete(v.key);
       seen.delete(v.key);
       report.deleted++;

@@ -36,4 +36,4 @@ export {
   type DirKey,
   type DirValue,
 } from './records.ts';
-export { collectGarbage, segmentsReferencedBy, type GcOptions, type GcReport } from './gc.ts';
+export { collectGarbage, segmentsReferencedBy, GC_FAILPOINTS, type GcOptions, type GcReport } from './gc.ts';

@@ -31,6 +31,9 @@ export interface CleanReport {
   bytesMoved: number;
 }
 
+/** Failpoints the cleaner hits (crash tests arm them): after each record moved, and before its commit. */
+export const CLEANER_FAILPOINTS = ['cleaner-after-move', 'cleaner-before-commit'] as const;
+
 interface Victim {
   seg: number;
   size: number;
@@ -91,13 +94,17 @@ export async function cleanSegments(inodes: Inodes, opts: CleanOptions = {}): Pr
         if (moved > 0) {
           report.recordsMoved++;
           report.bytesMoved += moved;
+          vol.failpoints.hit('cleaner-after-move');
         }
       });
     }
     report.segmentsCleaned++;
     opts.onProgress?.({ segmentsDone: report.segmentsCleaned, segmentsTotal: victims.length });
   }
-  if (report.recordsMoved > 0) await vol.sync();
+  if (report.recordsMoved > 0) {
+    vol.failpoints.hit('cleaner-before-commit');
+    await vol.sync();
+  }
   return report;
 }
 

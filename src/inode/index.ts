@@ -12,7 +12,7 @@
  */
 export { Inodes, defaultInodeLayerOptions, ROOT_INO, type InodeLayerOptions, type ReadPiece, type DirListing } from './inodes.ts';
 export { Inode } from './inode.ts';
-export { cleanSegments, pickVictims, type CleanOptions, type CleanReport } from './cleaner.ts';
+export { cleanSegments, pickVictims, CLEANER_FAILPOINTS, type CleanOptions, type CleanReport } from './cleaner.ts';
 export {
   nameHash,
   type Extent,

@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import { checkVolume } from '../../src/fsck/index.ts';
 import { openFileSystem, rootIdentity as root } from '../../src/fs/index.ts';
 import { collectGarbage } from '../../src/headhunter/index.ts';
-import { MemoryStore } from '../../src/objstore/index.ts';
+import { FaultyStore, MemoryStore } from '../../src/objstore/index.ts';
+import { Failpoints, Random } from '../../src/util/index.ts';
 
 const volumeOptions = { segmentBytesMax: 256 * 1024, headEveryCommits: 2 };
 
@@ -100,4 +101,54 @@ test('gc keeps the commits recovery may fall back to', async () => {
   }
   const rep = await checkVolume(store, 'default');
   assert.ok(rep.clean, JSON.stringify(rep.problems));
+});
+
+test('orphan sweep: a data segment whose commit never landed and stray objects are deleted after the grace period and reported', async () => {
+  const inner = new MemoryStore();
+  {
+    const fs = await openFileSystem({ store: inner, create: true, flushIntervalMs: 0, gcIntervalMs: 0, volumeOptions, inode: { largeRunBytes: 32 * 1024 } });
+    const a = await fs.create(root, 1, 'a', 0o644);
+    await fs.write(root, a.ino, 0, Buffer.from('kept'));
+    await fs.close();
+  }
+  // A crash right after a data segment's PUT: the segment is in the store, no commit names it.
+  const faulty = new FaultyStore(inner, { random: new Random(1) });
+  const failpoints = new Failpoints();
+  failpoints.onCrash = (name) => faulty.crashNow(name);
+  const doomed = await openFileSystem({ store: faulty, flushIntervalMs: 0, gcIntervalMs: 0, volumeOptions: { ...volumeOptions, failpoints }, inode: { largeRunBytes: 32 * 1024 } });
+  failpoints.arm('after-data-put');
+  const b = await doomed.create(root, 1, 'b', 0o644);
+  await assert.rejects(async () => {
+    for (let i = 0; i < 8; i++) await doomed.write(root, b.ino, i * 64 * 1024, Buffer.alloc(64 * 1024, 9));
+    await doomed.sync();
+  });
+  assert.ok(faulty.crashed, 'the crash fired');
+  const segsAfterCrash = inner.keys().filter((k) => k.startsWith('default/seg/'));
+  assert.ok(segsAfterCrash.length > 0, 'the cut-off data segment is in the store');
+  // Stray objects in the volume's segment namespaces (a tool's leftover copy).
+  await inner.put('default/seg/0000000000000002.copy', Buffer.from('stray'));
+  await inner.put('default/log/leftover', Buffer.from('stray'));
+
+  const fs = await openFileSystem({ store: inner, flushIntervalMs: 0, gcIntervalMs: 0, volumeOptions });
+  const c = await fs.create(root, 1, 'c', 0o644);
+  await fs.write(root, c.ino, 0, Buffer.from('after'));
+  await fs.sync(); // this commit's nonce mark passes the orphan: nothing in flight can name it now
+  const first = await collectGarbage(fs.volume, { graceMs: 40 });
+  assert.equal(first.deleted, 0, 'the first pass only marks');
+  assert.equal(first.strayObjects, 2);
+  assert.ok(first.orphanDataSegments >= segsAfterCrash.length, JSON.stringify(first));
+  await new Promise((r) => setTimeout(r, 50));
+  const second = await collectGarbage(fs.volume, { graceMs: 40 });
+  assert.equal(second.strayObjects, 2);
+  assert.ok(second.orphanDataSegments >= segsAfterCrash.length);
+  assert.equal(second.deleted, first.waiting);
+  await fs.close();
+  for (const k of segsAfterCrash) assert.ok(!inner.keys().includes(k), `${k} swept`);
+  assert.ok(!inner.keys().includes('default/seg/0000000000000002.copy'));
+  assert.ok(!inner.keys().includes('default/log/leftover'));
+  assert.equal((await fileBytes(inner, 'a')).toString(), 'kept');
+  assert.equal((await fileBytes(inner, 'c')).toString(), 'after');
+  const rep = await checkVolume(inner, 'default');
+  assert.ok(rep.clean, JSON.stringify(rep.problems));
+  assert.equal(rep.stats.orphanSegments, 0);
 });
