@@ -2,17 +2,22 @@
  * S3 multipart uploads. An upload is a directory /.silt-objapi-uploads/<uploadId> at the volume root
  * (hidden: reserved names are never listed or addressable), its description in an xattr, each part
  * a file written like any PUT (aside, renamed, fsynced, MD5 stamped). Completion checks the parts
- * the client names against their ETags and S3's rules, then writes the object by streaming the
- * parts into a new file beside the target (the fs layer has no primitive that moves extents from
- * one file to another, so the data is copied once, server-side), publishes it with one rename,
- * and removes the upload. The object's ETag is the MD5 of its whole content, as for any object.
+ * the client names against their ETags and S3's rules, then assembles the object in a new file
+ * beside the target by moving the parts' extents into it (fs.coalesce: no data is copied, the
+ * commit carries only metadata; the parts' names go in the same step), publishes it with one
+ * rename, and removes the upload. The object's ETag is the MD5 of its whole content, as for any
+ * object: computed by reading the assembled file once (reads, no writes). A file system without
+ * coalesce (a remote one) gets the parts streamed into the new file instead.
+ *
+ * Once the parts are moved, a completion that fails before the rename (rare: the store failing
+ * the final commit) has consumed them; the client starts the upload again.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { O_RDONLY, type Attr, type FileSystem, type Identity } from '../fs/index.ts';
-import { FsError, type Logger } from '../util/index.ts';
+import { FsError, assert, type Logger } from '../util/index.ts';
 import { ApiError, badRequest, notFound } from './errors.ts';
 import { readRange, type EtagCache } from './etag.ts';
-import { isFile, type Namespace, type PutResult } from './namespace.ts';
+import { isFile, type Namespace, type PutResult, type PutSource } from './namespace.ts';
 import { RESERVED_PREFIX, type Key } from './paths.ts';
 
 const ROOT_INO = 1;
@@ -101,16 +106,40 @@ export class Multipart {
       }
       if (total > bytesMax) throw new ApiError(413, 'EntityTooLarge', `the object would exceed ${bytesMax} bytes`);
       const fs = this.fs;
-      const joined = (async function* () {
-        for (const f of files) yield* readRange(fs, who, f.ino, 0, f.size);
-      })();
+      const source: PutSource = fs.coalesce
+        ? { fill: (ino) => this.assemble(who, ino, dir.ino, parts, files) }
+        : (async function* () {
+            for (const f of files) yield* readRange(fs, who, f.ino, 0, f.size);
+          })();
       const meta = new Map(Object.entries(info.meta).map(([k, v]) => [k, Buffer.from(v, 'base64')] as const));
-      const r = await this.ns.put(who, cont, key, joined, { meta, contentType: info.contentType, bytesMax });
+      const r = await this.ns.put(who, cont, key, source, { meta, contentType: info.contentType, bytesMax });
       await this.removeUpload(who, id);
       return r;
     } finally {
       for (const ino of opened) await this.fs.release(ino, false).catch(() => {});
     }
+  }
+
+  /** Move the parts' extents into the (empty, open) file `ino`, then hash what it holds. */
+  private async assemble(who: Identity, ino: number, dir: number, parts: readonly CompletedPart[], files: readonly Attr[]): Promise<{ md5: string; bytes: number }> {
+    const coalesce = this.fs.coalesce;
+    assert(coalesce !== undefined, 'assemble needs fs.coalesce');
+    const sources = parts.map((p, i) => ({ parent: dir, name: partName(p.partNumber), ino: files[i]!.ino }));
+    let a: Attr;
+    try {
+      a = await coalesce.call(this.fs, who, ino, sources);
+    } catch (err) {
+      // A part replaced (re-uploaded) since its ETag was checked: the client's list is stale.
+      if (err instanceof FsError && (err.errno === 'ESTALE' || err.errno === 'ENOENT')) throw badRequest('a part changed while the upload was completed', 'InvalidPart');
+      throw err;
+    }
+    const h = createHash('md5');
+    let n = 0;
+    for await (const c of readRange(this.fs, who, ino, 0, a.size)) {
+      h.update(c);
+      n += c.length;
+    }
+    return { md5: h.digest('hex'), bytes: n };
   }
 
   async abort(who: Identity, bucket: string, key: Key, id: string): Promise<void> {

@@ -79,6 +79,16 @@ export interface PutResult {
   attr: Attr;
 }
 
+/**
+ * Fills the temporary file of a PUT (inode `ino`, open for writing) by other means than a body
+ * stream (multipart completion moves the parts' extents into it) and reports the MD5 and length
+ * of what it holds.
+ */
+export type Filler = (ino: number) => Promise<{ md5: string; bytes: number }>;
+
+/** What a PUT stores: a body stream, or a filler. */
+export type PutSource = AsyncIterable<Uint8Array> | { fill: Filler };
+
 export interface ListOptions {
   prefix: string;
   /** '' = no delimiter. */
@@ -273,8 +283,11 @@ export class Namespace {
    * the target, renamed into place on success, durable (fsync) before this resolves. A failure at
    * any point removes the temporary file and leaves the previous object as it was.
    */
-  async put(who: Identity, cont: Attr, key: Key, body: AsyncIterable<Uint8Array>, o: PutOptions): Promise<PutResult> {
-    if (key.dir) return this.putDirMarker(who, cont, key, body);
+  async put(who: Identity, cont: Attr, key: Key, body: PutSource, o: PutOptions): Promise<PutResult> {
+    if (key.dir) {
+      if ('fill' in body) throw badRequest('a directory marker (a key ending in /) cannot be assembled from parts');
+      return this.putDirMarker(who, cont, key, body);
+    }
     const name = key.parts[key.parts.length - 1]!;
     for (let attempt = 0; ; attempt++) {
       const parent = await this.mkdirs(who, cont.ino, key.parts.slice(0, -1));
@@ -291,25 +304,15 @@ export class Namespace {
   }
 
   /** The write-aside-then-rename core of put (also used for multipart parts and completion). */
-  writeFile(who: Identity, parent: number, name: string, body: AsyncIterable<Uint8Array>, o: PutOptions): Promise<PutResult> {
-    return this.opts.streams.run(() => this.writeAside(who, parent, name, body, o));
+  writeFile(who: Identity, parent: number, name: string, body: PutSource, o: PutOptions): Promise<PutResult> {
+    const fill: Filler = 'fill' in body ? body.fill : (ino) => this.streamInto(who, ino, body, o.bytesMax);
+    return this.opts.streams.run(() => this.writeAside(who, parent, name, fill, o));
   }
 
-  private async writeAside(who: Identity, parent: number, name: string, body: AsyncIterable<Uint8Array>, o: PutOptions): Promise<PutResult> {
-    const tmp = `${RESERVED_PREFIX}put-${randomBytes(12).toString('hex')}`;
-    let t: Attr;
-    try {
-      t = await this.fs.create(who, parent, tmp, 0o644);
-    } catch (err) {
-      if (err instanceof FsError && err.errno === 'ENOENT') throw new ParentGone(err);
-      throw err;
-    }
-    let published = false;
-    let opened = false;
+  /** Write a body stream into an open file from offset 0, hashing it; 413 past `bytesMax`. */
+  private async streamInto(who: Identity, ino: number, body: AsyncIterable<Uint8Array>, bytesMax: number): Promise<{ md5: string; bytes: number }> {
     let pending: Promise<number> | undefined;
     try {
-      await this.fs.open(who, t.ino, O_WRONLY);
-      opened = true;
       const h = createHash('md5');
       let n = 0; // bytes received
       let off = 0; // bytes handed to fs.write
@@ -321,13 +324,13 @@ export class Namespace {
         buf = [];
         bufBytes = 0;
         if (pending) await pending; // one write in flight while the next buffer fills
-        pending = this.fs.write(who, t.ino, off, data);
+        pending = this.fs.write(who, ino, off, data);
         pending.catch(() => {});
         off += data.length;
       };
       for await (const chunk of body) {
         n += chunk.length;
-        if (n > o.bytesMax) throw new ApiError(413, 'EntityTooLarge', `the object exceeds ${o.bytesMax} bytes`);
+        if (n > bytesMax) throw new ApiError(413, 'EntityTooLarge', `the object exceeds ${bytesMax} bytes`);
         h.update(chunk);
         buf.push(chunk);
         bufBytes += chunk.length;
@@ -336,7 +339,27 @@ export class Namespace {
       await flush();
       if (pending) await pending;
       pending = undefined;
-      const md5 = h.digest('hex');
+      return { md5: h.digest('hex'), bytes: n };
+    } finally {
+      if (pending) await pending.catch(() => {});
+    }
+  }
+
+  private async writeAside(who: Identity, parent: number, name: string, fill: Filler, o: PutOptions): Promise<PutResult> {
+    const tmp = `${RESERVED_PREFIX}put-${randomBytes(12).toString('hex')}`;
+    let t: Attr;
+    try {
+      t = await this.fs.create(who, parent, tmp, 0o644);
+    } catch (err) {
+      if (err instanceof FsError && err.errno === 'ENOENT') throw new ParentGone(err);
+      throw err;
+    }
+    let published = false;
+    let opened = false;
+    try {
+      await this.fs.open(who, t.ino, O_WRONLY);
+      opened = true;
+      const { md5, bytes: n } = await fill(t.ino);
       o.checkMd5?.(md5);
       if (o.contentType) await this.fs.setxattr(who, t.ino, CONTENT_TYPE_XATTR, Buffer.from(o.contentType, 'latin1'));
       for (const [k, v] of o.meta ?? []) await this.fs.setxattr(who, t.ino, META_XATTR_PREFIX + k, v);
@@ -360,7 +383,6 @@ export class Namespace {
       await this.fs.fsync(t.ino, false);
       return { md5, attr: fin };
     } catch (err) {
-      if (pending) await pending.catch(() => {});
       if (!published) {
         await this.fs.unlink(who, parent, tmp).catch((e: unknown) => this.log.warn('objapi: cannot remove a temporary file', { tmp, err: String(e) }));
       }

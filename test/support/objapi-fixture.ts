@@ -30,10 +30,11 @@ export interface Fixture {
   close(): Promise<{ clean: boolean; problems: string[] }>;
 }
 
-export async function startFixture(extra: Partial<ObjectApiOptions> = {}): Promise<Fixture> {
+/** `wrapStore`: the file system sees the store through this (a counting wrapper, say); fsck does not. */
+export async function startFixture(extra: Partial<ObjectApiOptions> = {}, wrapStore?: (s: ObjectStore) => ObjectStore): Promise<Fixture> {
   const dir = await mkdtemp(join(tmpdir(), 'silt-objapi-'));
   const store = await openStore(`file:${dir}`, { create: true });
-  const fs = await openFileSystem({ store, create: true, flushIntervalMs: 200 });
+  const fs = await openFileSystem({ store: wrapStore ? wrapStore(store) : store, create: true, flushIntervalMs: 200 });
   const api = await startObjectApi({
     fs,
     listen: { host: '127.0.0.1', port: 0 },
