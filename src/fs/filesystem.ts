@@ -38,6 +38,7 @@ import {
   W_OK,
   X_OK,
   type Attr,
+  type CoalesceSource,
   type DirEntry,
   type DirEntryPlus,
   type FileSystem,
@@ -728,6 +729,52 @@ export class SiltFileSystem implements FileSystem {
         return;
       }
       throw new FsError('EOPNOTSUPP', `fallocate mode 0x${mode.toString(16)} is not supported`);
+    });
+  }
+
+  /**
+   * Append each source's content to the regular file `ino` by moving its extents (no data is
+   * copied), then remove the source's name: as if each were appended with write(2), truncated to
+   * zero and unlinked, all in one atomic step (one commit carries all of it). Rules: the target
+   * needs write permission; each source is a regular file with one link, readable by the caller,
+   * whose name the caller may unlink (write+search on its directory, the sticky rule), distinct
+   * from the target and the other sources. A handle still open on a source sees it empty.
+   * Every check runs before anything changes, so an errno failure leaves all as it was.
+   */
+  coalesce(who: Identity, ino: number, sources: readonly CoalesceSource[]): Promise<Attr> {
+    const snaps = this.snapshotDir;
+    if (snaps.owns(ino) || sources.some((s) => snaps.owns(s.parent) || snaps.isEntry(s.parent, s.name))) return snaps.refuse('coalesce');
+    return this.mutate(async () => {
+      const dst = await this.inodes.get(ino);
+      if (!dst.isFile) throw new FsError(dst.isDir ? 'EISDIR' : 'EINVAL', `coalesce: inode ${ino} is not a regular file`);
+      if (dst.nlink === 0) throw new FsError('ENOENT', `coalesce: inode ${ino} was removed`);
+      requireAccess(who, dst, W_OK, 'coalesce');
+      const picked: Array<{ dir: Inode; name: string; src: Inode }> = [];
+      const seen = new Set<number>([dst.ino]);
+      let end = dst.size;
+      for (const s of sources) {
+        validateName(s.name, 'coalesce');
+        if (s.name === '.' || s.name === '..') throw new FsError('EISDIR', `coalesce: ${s.name} is a directory`);
+        const dir = await this.writableDir(who, s.parent, `coalesce ${s.name}`);
+        const src = await this.childOf(dir, s.name);
+        if (!src) throw new FsError('ENOENT', `coalesce: ${s.name} not found in directory ${s.parent}`);
+        if (s.ino !== undefined && src.ino !== s.ino) throw new FsError('ESTALE', `coalesce: ${s.name} is no longer inode ${s.ino}`);
+        if (!src.isFile) throw new FsError(src.isDir ? 'EISDIR' : 'EINVAL', `coalesce: ${s.name} is not a regular file`);
+        if (seen.has(src.ino)) throw new FsError('EINVAL', `coalesce: inode ${src.ino} named twice (or is the target)`);
+        if (src.nlink !== 1) throw new FsError('EMLINK', `coalesce: ${s.name} has ${src.nlink} links; its other names would lose its data`);
+        requireAccess(who, src, R_OK, `coalesce ${s.name}`);
+        requireStickyRight(who, dir, src, `coalesce ${s.name}`);
+        seen.add(src.ino);
+        end += src.size;
+        if (end > FILE_SIZE_MAX) throw new FsError('EFBIG', 'coalesce: beyond the largest file size');
+        picked.push({ dir, name: s.name, src });
+      }
+      for (const p of picked) {
+        await this.inodes.moveExtents(dst, p.src, dst.size);
+        await this.inodes.dirRemove(p.dir, Buffer.from(p.name, 'utf8'));
+        await this.inodes.dropLink(p.src);
+      }
+      return this.attr(dst);
     });
   }
 
