@@ -115,6 +115,7 @@ interface MountFlags {
   metrics?: string;
   remote?: string;
   token?: string;
+  takeover?: boolean;
   logLevel?: string;
 }
 
@@ -132,6 +133,7 @@ program
   .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
   .option('--remote <host:port>', 'mount a volume that `silt serve` owns there (an agent over RPC)')
   .option('--token <token>', 'the RPC token of the --remote server (default SILT_TOKEN)')
+  .option('--takeover', "take the volume's owner lease even from a live owner (it is fenced at its next commit)")
   .option('--log-level <level>', 'debug, info, warn or error')
   .addHelpText('after', '\nExamples:\n  silt mount --store file:/tmp/v /mnt/v --mkfs\n  SILT_TOKEN=... silt mount --remote 10.0.0.5:8091 /mnt/v\n  silt mount --store file:/tmp/v /mnt/snap --snapshot nightly\n  silt umount /mnt/v')
   .action(async (mountpoint: string, o: MountFlags) => {
@@ -190,6 +192,7 @@ async function mount(mountpoint: string, o: MountFlags): Promise<void> {
     ...(o.metrics !== undefined ? { metrics: o.metrics } : {}),
     ...(o.remote !== undefined ? { remote: o.remote } : {}),
     ...(o.token !== undefined ? { token: o.token } : {}),
+    ...(o.takeover ? { takeover: true } : {}),
     logger: logger(o.logLevel),
   });
 }

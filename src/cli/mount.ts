@@ -7,6 +7,10 @@
  * (fs.close()) and returns. With `background` it starts itself as a detached child and returns
  * once that child's mount answers. runUmount unmounts and waits until the server has committed
  * and exited.
+ *
+ * A mount of the store (not --remote, not --snapshot) takes the volume's owner lease first
+ * (openOwned, shared with `silt serve`): a second writer is refused at start while the owner's
+ * heartbeat is fresh, unless --takeover; a process that finds its lease taken over stops.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -15,6 +19,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { SiltFileSystem, openFileSystem, type FileSystem } from '../fs/index.ts';
+import { LeaseHeldError, VolumeLease, describeHolder, type LeaseView } from '../headhunter/index.ts';
 import { RpcClient } from '../rpc/index.ts';
 import {
   abortConnection,
@@ -26,7 +31,7 @@ import {
   unmountFuse,
   type FuseServer,
 } from '../fuse/index.ts';
-import { InstrumentedStore, openStore } from '../objstore/index.ts';
+import { InstrumentedStore, openStore, type ObjectStore } from '../objstore/index.ts';
 import { FsError, parseListen, serveMetrics } from '../util/index.ts';
 import { stderrLogger, type Logger } from '../util/index.ts';
 
@@ -50,6 +55,8 @@ export interface RunMountOptions {
   remote?: string;
   /** The server's RPC token (--remote); default SILT_TOKEN. */
   token?: string;
+  /** Take the volume's owner lease even from a live owner (which is then fenced). */
+  takeover?: boolean;
   logger: Logger;
   /** Called once the mount answers (foreground), e.g. to print where it is. */
   onReady?: (info: { mountpoint: string; pid: number }) => void;
@@ -120,9 +127,106 @@ export async function runMount(opts: RunMountOptions): Promise<void> {
   await fs.promises.mkdir(mountpoint, { recursive: true });
 
   // --remote: the volume is owned by a `silt serve` elsewhere; this mount is an agent over RPC.
-  const fsys: MountedFileSystem =
-    opts.remote !== undefined ? await connectRemote(opts, log) : await openLocal(opts, log);
-  return serveMounted(opts, mountpoint, fsys, log);
+  if (opts.remote !== undefined) return serveMounted(opts, mountpoint, await connectRemote(opts, log), log);
+  const { fsys, lease } = await openLocal(opts, mountpoint, log);
+  return serveMounted(opts, mountpoint, fsys, log, lease);
+}
+
+/** The owner lease's heartbeat interval: SILT_LEASE_INTERVAL_MS (tests shorten it), else the default. */
+export function leaseIntervalMs(): number | undefined {
+  const v = process.env['SILT_LEASE_INTERVAL_MS'];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`SILT_LEASE_INTERVAL_MS must be a positive whole number of milliseconds, not ${v}`);
+  return n;
+}
+
+export interface OwnedOptions {
+  store: ObjectStore;
+  /** The store's URL, for messages. */
+  storeUrl: string;
+  volume: string;
+  /** "silt serve", "silt mount": what others are told holds the volume. */
+  role: string;
+  address?: string;
+  takeover: boolean;
+  logger: Logger;
+  /** Open the volume's file system (called after the lease is held; again if a claim lost a race). */
+  open: () => Promise<SiltFileSystem>;
+}
+
+/**
+ * One writer per volume: take the volume's owner lease, then open it. After a takeover (the old
+ * owner died, went stale, or --takeover) commit once before serving, so that every later commit
+ * of the old owner fails its conditional create. The caller starts the heartbeat
+ * (lease.start) once it serves and releases the lease after its final commit.
+ */
+export async function openOwned(o: OwnedOptions): Promise<{ fsys: SiltFileSystem; lease: VolumeLease }> {
+  const log = o.logger;
+  const intervalMs = leaseIntervalMs();
+  let lease: VolumeLease;
+  try {
+    lease = await VolumeLease.acquire(o.store, o.volume, {
+      role: o.role,
+      takeover: o.takeover,
+      logger: log,
+      ...(o.address !== undefined && { address: o.address }),
+      ...(intervalMs !== undefined && { intervalMs }),
+    });
+  } catch (e) {
+    if (!(e instanceof LeaseHeldError)) throw e;
+    const h = e.view.holder;
+    const staleS = ((h.intervalMs * h.staleAfterIntervals) / 1000).toFixed(0);
+    throw new Error(
+      `volume '${o.volume}' in ${o.storeUrl} is ${describeHolder(e.view)}. One writer per volume: stop that process ` +
+        `(SIGTERM commits), wait until its lease goes stale (no heartbeat for ${staleS} s), or pass --takeover ` +
+        `(it is fenced at its next commit)`,
+      { cause: e },
+    );
+  }
+  const prev = lease.previous;
+  if (prev && lease.tookOver) log.warn(`taking volume '${o.volume}' over: ${tookOverBecause(prev)}`, { previous: describeHolder(prev) });
+  let fsys: SiltFileSystem;
+  try {
+    fsys = await o.open();
+  } catch (e) {
+    // A volume that does not exist keeps no lease object behind.
+    const missing = e instanceof FsError && e.errno === 'ENOENT';
+    await lease.release({ forget: missing }).catch(() => {});
+    throw e;
+  }
+  if (!lease.tookOver) return { fsys, lease };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await lease.claim(fsys.volume);
+      return { fsys, lease };
+    } catch (e) {
+      await fsys.close().catch(() => {});
+      // The old owner committed between our open and our claim: open its newer state and claim again.
+      if (fsys.volume.fenced === null || attempt >= 3) {
+        await lease.release().catch(() => {});
+        throw e;
+      }
+      log.warn('the previous owner committed during the takeover; reopening', { attempt });
+      try {
+        fsys = await o.open();
+      } catch (e2) {
+        await lease.release().catch(() => {});
+        throw e2;
+      }
+    }
+  }
+}
+
+function tookOverBecause(v: LeaseView): string {
+  switch (v.state) {
+    case 'dead':
+      return `its owner (pid ${v.holder.pid} on this host) is gone`;
+    case 'stale':
+      return `its owner's lease is stale (last heartbeat ${(v.ageMs / 1000).toFixed(1)} s ago, stale after ${((v.holder.intervalMs * v.holder.staleAfterIntervals) / 1000).toFixed(0)} s)`;
+    default:
+      return 'taken over on request (--takeover); the old owner is fenced at its next commit';
+  }
 }
 
 /** What a mount serves: the engine itself, or an RPC client of a remote server. */
@@ -136,11 +240,10 @@ async function connectRemote(opts: RunMountOptions, log: Logger): Promise<Mounte
   return Object.assign(client, { syncOnClose: opts.syncOnClose });
 }
 
-async function openLocal(opts: RunMountOptions, log: Logger): Promise<SiltFileSystem> {
+async function openLocal(opts: RunMountOptions, mountpoint: string, log: Logger): Promise<{ fsys: SiltFileSystem; lease?: VolumeLease }> {
   const store = new InstrumentedStore(await openStore(opts.store, { create: opts.mkfs }));
-  let fsys: SiltFileSystem;
-  try {
-    fsys = await openFileSystem({
+  const open = (): Promise<SiltFileSystem> =>
+    openFileSystem({
       store,
       volume: opts.volume,
       create: opts.mkfs && opts.snapshot === undefined,
@@ -149,16 +252,77 @@ async function openLocal(opts: RunMountOptions, log: Logger): Promise<SiltFileSy
       logger: log,
       ...(opts.flushIntervalMs !== undefined && { flushIntervalMs: opts.flushIntervalMs }),
     });
+  try {
+    // A snapshot is read-only: it writes nothing, so it needs no lease.
+    if (opts.snapshot !== undefined) return { fsys: await open() };
+    return await openOwned({
+      store,
+      storeUrl: opts.store,
+      volume: opts.volume,
+      role: 'silt mount',
+      address: `${os.hostname()}:${mountpoint}`,
+      takeover: opts.takeover ?? false,
+      logger: log,
+      open,
+    });
   } catch (e) {
     if (e instanceof FsError && e.errno === 'ENOENT' && !opts.mkfs) {
       throw new Error(`volume '${opts.volume}' does not exist in ${opts.store} (create it with --mkfs)`, { cause: e });
     }
     throw e;
   }
-  return fsys;
 }
 
-async function serveMounted(opts: RunMountOptions, mountpoint: string, fsys: MountedFileSystem, log: Logger): Promise<void> {
+/** A FUSE mount of a file system this process serves, with its pid file (what `silt umount` waits for). */
+export interface LocalMount {
+  readonly server: FuseServer;
+  /** Unmount (lazily if busy: open files are served until closed); resolves once the connection ended. */
+  unmount(): Promise<void>;
+  /** Remove the pid file (after the final commit). */
+  forget(): void;
+}
+
+/** Mount `fsys` at `mountpoint` in this process: clean a stale mount, mount, write the pid file. */
+export async function mountLocal(
+  fsys: FileSystem & { readonly syncOnClose: boolean },
+  mountpoint: string,
+  o: { store: string; volume: string; logger: Logger },
+): Promise<LocalMount> {
+  const mp = path.resolve(mountpoint);
+  const stale = await cleanStaleMount(mp);
+  if (stale === 'live') throw new Error(`${mp} is already mounted (see 'silt umount ${mp}')`);
+  if (stale === 'cleaned') o.logger.warn('cleaned a stale mount left by a server that died', { mountpoint: mp });
+  await fs.promises.mkdir(mp, { recursive: true });
+  const server = await serveFuse(fsys, mp, { logger: o.logger, fsname: `silt:${o.volume}`, syncOnClose: fsys.syncOnClose });
+  const pf = pidFile(mp);
+  const info: PidInfo = { pid: process.pid, mountpoint: mp, store: o.store, volume: o.volume };
+  fs.mkdirSync(path.dirname(pf), { recursive: true });
+  fs.writeFileSync(pf, JSON.stringify(info) + '\n');
+  let ended = false;
+  void server.closed.then(() => (ended = true));
+  return {
+    server,
+    async unmount() {
+      if (ended) return; // unmounted already (silt umount, umount(8))
+      await server.unmount().catch(async (e: unknown) => {
+        if (ended) return;
+        o.logger.warn('unmount refused; detaching lazily (open files are still served)', { error: String(e) });
+        const r = await unmountFuse(mp, { lazy: true });
+        if (!r.ok) o.logger.error('lazy unmount failed', { mountpoint: mp, error: r.message });
+      });
+      await server.closed;
+    },
+    forget() {
+      try {
+        if (readPid(mp)?.pid === process.pid) fs.unlinkSync(pf);
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
+
+async function serveMounted(opts: RunMountOptions, mountpoint: string, fsys: MountedFileSystem, log: Logger, lease?: VolumeLease): Promise<void> {
   let server: FuseServer;
   try {
     server = await serveFuse(fsys, mountpoint, {
@@ -168,6 +332,7 @@ async function serveMounted(opts: RunMountOptions, mountpoint: string, fsys: Mou
     });
   } catch (e) {
     await fsys.close().catch(() => {});
+    await lease?.release().catch(() => {});
     throw e;
   }
 
@@ -200,6 +365,13 @@ async function serveMounted(opts: RunMountOptions, mountpoint: string, fsys: Mou
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Another process took the volume over: stop serving (its claim commit fences ours).
+  let lostTo: LeaseView | undefined;
+  lease?.start((by) => {
+    lostTo = by ?? lease.previous;
+    log.error('another process took this volume over; unmounting', { by: by ? describeHolder(by) : 'unknown' });
+    onSignal('SIGTERM');
+  });
 
   if (opts.metrics !== undefined) {
     const { host, port } = parseListen(opts.metrics, 9464);
@@ -223,12 +395,18 @@ async function serveMounted(opts: RunMountOptions, mountpoint: string, fsys: Mou
   log.info('unmounted; committing', { mountpoint });
   try {
     await fsys.close();
+  } catch (e) {
+    if (!lease?.lost) throw e;
   } finally {
     try {
       if (readPid(mountpoint)?.pid === process.pid) fs.unlinkSync(pf);
     } catch {
       // already gone
     }
+    await lease?.release().catch((e: unknown) => log.warn('could not release the owner lease', { err: String(e) }));
+  }
+  if (lease?.lost) {
+    throw new Error(`volume '${opts.volume}' was taken over by another process (${lostTo ? describeHolder(lostTo) : 'unknown'}); stopped`);
   }
   log.info('committed and closed', { volume: opts.volume });
 }

@@ -1,12 +1,15 @@
 /**
  * `silt serve`: own a volume and serve it over JSON-RPC (docs/RPC.md).
  *
- * Opens the store and the volume (creating it with --mkfs), listens on 127.0.0.1:8091 unless
- * told otherwise, and prints where. Every connection presents a token: --token, else SILT_TOKEN
+ * Takes the volume's owner lease (one writer per volume: a second serve or mount is refused while
+ * the owner's heartbeat is fresh, unless --takeover), opens the store and the volume (creating it
+ * with --mkfs), listens on 127.0.0.1:12345 unless --rpc says otherwise, and prints where. With
+ * --mount it also mounts the volume through FUSE in this process. Every connection presents a token: --token, else SILT_TOKEN
  * (or SILT_RPC_TOKEN), else a fresh random one written to a file readable only by its owner
- * (mode 0600), whose path is printed. SIGINT/SIGTERM stop accepting, let in-flight calls finish,
- * commit (fs.close()) and exit 0. If another server commits to the volume (it took the volume
- * over), this one is fenced: it stops serving and exits 2.
+ * (mode 0600), whose path is printed. SIGINT/SIGTERM (or `silt umount` of the --mount) unmount,
+ * stop accepting, let in-flight calls finish, commit (fs.close()), release the lease and exit 0.
+ * If another server took the volume over (a higher lease, or a commit that fences ours), this one
+ * stops serving and exits 2.
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -18,12 +21,19 @@ import { DEFAULT_RPC_PORT, parseAddress, startRpcServer } from '../rpc/index.ts'
 import { FsError } from '../util/index.ts';
 import { CliError, DEFAULT_STORE, DEFAULT_VOLUME, connect, describe, logger } from './common.ts';
 import { addHttpOptions, startHttp, type HttpFlags } from './objapi.ts';
+import { mountLocal, openOwned, type LocalMount } from './mount.ts';
 
 export interface ServeFlags extends HttpFlags {
   store: string;
   volume: string;
   mkfs: boolean;
-  listen: string;
+  /** --rpc HOST:PORT */
+  rpc: string;
+  /** Deprecated spelling of --rpc (hidden). */
+  listen?: string;
+  /** Also mount the volume here through FUSE (this process serves both). */
+  mount?: string;
+  takeover: boolean;
   token?: string;
   tokenFile?: string;
   syncOnClose: boolean;
@@ -47,11 +57,12 @@ function writeTokenFile(file: string, token: string): void {
 
 export async function runServe(o: ServeFlags): Promise<void> {
   const log = logger(o.logLevel);
+  const rpcAddress = o.listen ?? o.rpc;
   let addr: { host: string; port: number };
   try {
-    addr = parseAddress(o.listen);
+    addr = parseAddress(rpcAddress);
   } catch (e) {
-    throw new CliError(`--listen: ${(e as Error).message}`);
+    throw new CliError(`--rpc: ${(e as Error).message}`);
   }
   let flushIntervalMs: number | undefined;
   if (o.flushIntervalMs !== undefined) {
@@ -65,15 +76,26 @@ export async function runServe(o: ServeFlags): Promise<void> {
 
   const store = await connect(o.store, o.mkfs);
   let fsys: SiltFileSystem;
+  let lease: Awaited<ReturnType<typeof openOwned>>['lease'];
   try {
-    fsys = await openFileSystem({
+    ({ fsys, lease } = await openOwned({
       store,
+      storeUrl: o.store,
       volume: o.volume,
-      create: o.mkfs,
-      syncOnClose: o.syncOnClose,
+      role: 'silt serve',
+      address: rpcAddress,
+      takeover: o.takeover,
       logger: log,
-      ...(flushIntervalMs !== undefined && { flushIntervalMs }),
-    });
+      open: () =>
+        openFileSystem({
+          store,
+          volume: o.volume,
+          create: o.mkfs,
+          syncOnClose: o.syncOnClose,
+          logger: log,
+          ...(flushIntervalMs !== undefined && { flushIntervalMs }),
+        }),
+    }));
   } catch (e) {
     if (e instanceof FsError && e.errno === 'ENOENT' && !o.mkfs) {
       throw new CliError(`volume '${o.volume}' does not exist in ${o.store} (create it with --mkfs)`);
@@ -84,7 +106,7 @@ export async function runServe(o: ServeFlags): Promise<void> {
   let tokenNote = '';
   if (token === undefined) {
     token = randomBytes(24).toString('base64url');
-    // Written once the port is known (a --listen port of 0 picks one).
+    // Written once the port is known (an --rpc port of 0 picks one).
   }
   const mounts = new MountTable([[o.volume, fsys]]);
   let server: Awaited<ReturnType<typeof startRpcServer>>;
@@ -92,8 +114,9 @@ export async function runServe(o: ServeFlags): Promise<void> {
     server = await startRpcServer({ mounts, token, host: addr.host, port: addr.port, logger: log });
   } catch (e) {
     await fsys.close().catch(() => {});
+    await lease.release().catch(() => {});
     const code = (e as NodeJS.ErrnoException).code;
-    throw new CliError(`cannot listen on ${o.listen}: ${code === 'EADDRINUSE' ? 'address in use (another silt serve?)' : (e as Error).message}`);
+    throw new CliError(`cannot listen on ${rpcAddress}: ${code === 'EADDRINUSE' ? 'address in use (another silt serve?)' : (e as Error).message}`);
   }
   if (o.token === undefined && !process.env['SILT_TOKEN'] && !process.env['SILT_RPC_TOKEN']) {
     const file = o.tokenFile ?? defaultTokenFile(server.host, server.port);
@@ -103,6 +126,7 @@ export async function runServe(o: ServeFlags): Promise<void> {
     tokenNote = '; token from ' + (o.token !== undefined ? '--token' : 'the environment');
   }
   const where = `${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`;
+  lease.setAddress(where);
   process.stdout.write(`silt: serving volume '${o.volume}' from ${o.store} over JSON-RPC on ${where} (pid ${process.pid})${tokenNote}\n`);
   if (!['127.0.0.1', '::1', 'localhost'].includes(server.host)) {
     log.warn('listening beyond loopback: the token and all data travel unencrypted; use a private network or a TLS tunnel');
@@ -113,9 +137,23 @@ export async function runServe(o: ServeFlags): Promise<void> {
   } catch (e) {
     await server.close();
     await fsys.close().catch(() => {});
+    await lease.release().catch(() => {});
     throw e;
   }
   if (http) process.stdout.write(http.line);
+  let local: LocalMount | undefined;
+  if (o.mount !== undefined) {
+    try {
+      local = await mountLocal(fsys, o.mount, { store: o.store, volume: o.volume, logger: log });
+    } catch (e) {
+      await http?.api.close();
+      await server.close();
+      await fsys.close().catch(() => {});
+      await lease.release().catch(() => {});
+      throw describe(e, `cannot mount at ${o.mount}`);
+    }
+    process.stdout.write(`silt: volume '${o.volume}' also mounted at ${local.server.mountpoint}\n`);
+  }
 
   let exitCode = 0;
   let stopping: Promise<void> | undefined;
@@ -127,12 +165,16 @@ export async function runServe(o: ServeFlags): Promise<void> {
     stopping ??= (async () => {
       log.info(`${why}: stopping`, { volume: o.volume });
       clearInterval(fenceWatch);
+      // The local mount first (lazily if busy: open files are served until they close).
+      await local?.unmount();
       await http?.api.close();
       await server.close();
       if (fenced) {
         exitCode = 2;
         log.error('stopped: another server took this volume over (fenced); nothing more was committed', { volume: o.volume });
         await fsys.close().catch(() => {});
+        local?.forget();
+        await lease.release().catch(() => {});
         return;
       }
       try {
@@ -142,12 +184,17 @@ export async function runServe(o: ServeFlags): Promise<void> {
         exitCode = 2;
         log.error('final commit failed', { err: (e as Error).message });
       }
+      local?.forget();
+      await lease.release().catch((e: unknown) => log.warn('could not release the owner lease', { err: String(e) }));
     })().finally(markStopped);
     return stopping;
   };
   const fenceWatch = setInterval(() => {
     if (fsys.volume.fenced) void stop('volume fenced', true);
   }, 500);
+  lease.start(() => void stop('the owner lease was taken over by another process', true));
+  // `silt umount` of the local mount (or umount(8)) stops the whole server, as for a plain mount.
+  void local?.server.closed.then(() => void stop('local mount unmounted'));
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
     if (++signals > 1) {
@@ -174,7 +221,10 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('-s, --store <url>', 'object store URL').default(process.env['SILT_STORE'] ?? DEFAULT_STORE))
     .addOption(new Option('-v, --volume <name>', 'volume name').default(process.env['SILT_VOLUME'] ?? DEFAULT_VOLUME))
     .option('--mkfs', 'create the volume first if it does not exist', false)
-    .option('--listen <host:port>', 'address to listen on (port 0 picks a free one)', process.env['SILT_RPC_LISTEN'] ?? `127.0.0.1:${DEFAULT_RPC_PORT}`)
+    .option('--rpc <host:port>', 'serve JSON-RPC at this address (port 0 picks a free one)', process.env['SILT_RPC_LISTEN'] ?? `127.0.0.1:${DEFAULT_RPC_PORT}`)
+    .addOption(new Option('--listen <host:port>', 'deprecated spelling of --rpc').hideHelp())
+    .option('--mount <mountpoint>', 'also mount the volume there through FUSE (this process serves both)')
+    .option('--takeover', "take the volume's owner lease even from a live owner (it is fenced at its next commit)", false)
     .option('--token <token>', 'shared secret clients present (default: $SILT_TOKEN, else a generated one written to a 0600 file)')
     .option('--token-file <path>', 'where to write a generated token (default ~/.silt/rpc-token-HOST-PORT)')
     .option('--sync-on-close', 'RpcRelease of a written file returns after a durable commit', false)
@@ -184,13 +234,16 @@ export function registerServeCommand(program: Command): void {
     .addHelpText(
       'after',
       `
-One server per volume: a second server that commits to the same volume is fenced (its commit's
-conditional create fails) and stops with exit code 2. Stop the owner (SIGTERM commits) before a
-standby takes over; a standby started after the owner died simply opens the last durable commit.
+One writer per volume: the owner holds a lease in the store (<volume>/owner/) and renews it every
+10 s (SILT_LEASE_INTERVAL_MS). A second serve or mount of the volume is refused while that lease is
+fresh; it may start once the owner released it (SIGTERM), once it is stale (no heartbeat for 3
+intervals), at once if the owner ran on this host and is gone, or with --takeover. A takeover
+commits once before serving, so the old owner's next commit fails (fenced) and it stops (exit 2).
 
 Examples:
   silt serve --store file:/srv/silt --mkfs
-  SILT_TOKEN=secret silt serve --store file:/srv/silt --listen 0.0.0.0:8091
+  silt serve --store file:/srv/silt --mount /mnt/silt      # RPC and a local FUSE mount
+  SILT_TOKEN=secret silt serve --store file:/srv/silt --rpc 0.0.0.0:12345
   silt serve --store file:/srv/silt --http --http-user test:tester --http-key testing`,
     )
     .action(async (o: ServeFlags) => {

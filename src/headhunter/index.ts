@@ -9,6 +9,8 @@
  * - Recovery reads the newest commit that verifies; a corrupt newest commit falls back to the one
  *   before it and says so.
  * - Nonces never repeat within the durable history: each commit records the next unused nonce.
+ * - With the (opt-in) owner lease, a second writer is refused before it opens the volume while the
+ *   owner's heartbeat is fresh; a takeover commits once at once, fencing the old owner (lease.ts).
  */
 export {
   Volume,
@@ -37,3 +39,15 @@ export {
   type DirValue,
 } from './records.ts';
 export { collectGarbage, segmentsReferencedBy, GC_FAILPOINTS, type GcOptions, type GcReport } from './gc.ts';
+export {
+  VolumeLease,
+  LeaseHeldError,
+  readLease,
+  describeHolder,
+  DEFAULT_LEASE_INTERVAL_MS,
+  DEFAULT_LEASE_STALE_INTERVALS,
+  type LeaseOptions,
+  type LeaseRecord,
+  type LeaseState,
+  type LeaseView,
+} from './lease.ts';

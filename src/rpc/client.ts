@@ -39,10 +39,10 @@ import {
 } from './protocol.ts';
 import type { MethodName, ParamsIn } from './schema.ts';
 
-export const DEFAULT_RPC_PORT = 8091;
+export const DEFAULT_RPC_PORT = 12345;
 
 export interface RpcClientOptions {
-  /** "HOST:PORT" (IPv6 as "[::1]:8091"); or give host and port. */
+  /** "HOST:PORT" (IPv6 as "[::1]:12345"); or give host and port. */
   address?: string;
   host?: string;
   port?: number;

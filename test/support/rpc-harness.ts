@@ -128,9 +128,9 @@ export interface ServeChild {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Start `node bin/silt.mjs serve ARGS --listen 127.0.0.1:0`; resolves once it prints its port. */
+/** Start `node bin/silt.mjs serve ARGS --rpc 127.0.0.1:0`; resolves once it prints its port. */
 export async function spawnServe(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<ServeChild> {
-  const proc = spawn(process.execPath, [path.join(REPO, 'bin/silt.mjs'), 'serve', '--listen', '127.0.0.1:0', ...args], {
+  const proc = spawn(process.execPath, [path.join(REPO, 'bin/silt.mjs'), 'serve', '--rpc', '127.0.0.1:0', ...args], {
     cwd: REPO,
     env: { ...process.env, SILT_TOKEN: TOKEN, SILT_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
