@@ -15,6 +15,12 @@ import type { ObjectStore } from './types.ts';
 export interface OpenStoreOptions {
   /** Create a missing store (`silt mkfs`); without it a missing local directory is 'not_found'. */
   create?: boolean;
+  /** HTTP backends (Swift, S3): sockets per origin; the local and memory stores ignore it. */
+  connections?: number;
+  /** HTTP backends: connect, response-headers and body-idle timeouts (ms). */
+  timeouts?: { connectMs?: number; headersMs?: number; bodyIdleMs?: number };
+  /** HTTP backends: tries of an idempotent request (1 = no retry). */
+  retry?: { attempts?: number };
 }
 
 export type StoreOpener = (url: string, options: OpenStoreOptions) => Promise<ObjectStore>;
