@@ -7,7 +7,9 @@ import {
   extentValue,
   nameHash,
   offsetKey,
+  readCommit,
   segStatsValue,
+  segmentsReferencedBy,
   type Extent,
   type InodeRecord,
 } from '../headhunter/index.ts';
@@ -39,6 +41,7 @@ export interface FsckStats {
   storeObjects: number;
   storeBytes: number;
   orphanSegments: number;
+  snapshots: number;
 }
 
 export interface FsckReport {
@@ -50,7 +53,7 @@ export interface FsckReport {
 }
 
 export interface FsckProgress {
-  phase: 'commit' | 'inodes' | 'store';
+  phase: 'commit' | 'inodes' | 'store' | 'snapshots';
   inodesChecked: number;
   inodesTotal?: number;
 }
@@ -92,6 +95,7 @@ export async function checkVolume(store: ObjectStore, name: string, opts: FsckOp
     storeObjects: 0,
     storeBytes: 0,
     orphanSegments: 0,
+    snapshots: vol.lastCommit.snapshots.length,
   };
   const live = new Map<number, number>();
   const addLive = (seg: number, n: number): void => void live.set(seg, (live.get(seg) ?? 0) + n);
@@ -289,6 +293,35 @@ export async function checkVolume(store: ObjectStore, name: string, opts: FsckOp
   }
   if (stats.orphanSegments > 0) {
     warn('store', `${stats.orphanSegments} data segment(s) no commit references (left by a crash or overwritten data; gc removes them)`);
+  }
+
+  // 6. Snapshots: each retained commit verifies, and every segment it references is in the store
+  // (gc must never have deleted what a snapshot still names).
+  opts.onProgress?.({ phase: 'snapshots', inodesChecked: checked, inodesTotal: inodes.size });
+  for (const snap of vol.lastCommit.snapshots) {
+    const where = `snapshot ${snap.name}`;
+    let c;
+    try {
+      c = await readCommit(store, vol.prefix, snap.seq);
+    } catch (e) {
+      err(where, `its commit ${snap.seq} (${segmentKey(vol.prefix, snap.seq * 2)}) is unreadable: ${(e as Error).message}`);
+      continue;
+    }
+    const r = snap.inodeTableRoot;
+    if (c.inodeTableRoot.seg !== r.seg || c.inodeTableRoot.off !== r.off || c.inodeTableRoot.len !== r.len) {
+      err(where, `the inode table root it records differs from that of commit ${snap.seq}`);
+    }
+    let segs: Map<number, number>;
+    try {
+      segs = await segmentsReferencedBy(vol, c);
+    } catch (e) {
+      err(where, `its segment table is unreadable: ${(e as Error).message}`);
+      continue;
+    }
+    for (const seg of segs.keys()) {
+      const key = segmentKey(vol.prefix, seg);
+      if (!present.has(key)) err(where, `references ${key}, which is missing from the store`);
+    }
   }
   return { volume: name, problems, stats, clean: !problems.some((p) => p.severity === 'error') };
 }
