@@ -97,8 +97,9 @@ export class AdminAuth {
     }
     if (authorization !== undefined && /^basic /i.test(authorization) && authorization.length <= 4096) {
       const text = Buffer.from(authorization.slice(6).trim(), 'base64').toString('utf8');
-      const colon = text.indexOf(':');
-      if (colon > 0) {
+      // Swift-style users hold a colon themselves ("account:user"): try every split, so a key
+      // without one and a user with one both work.
+      for (let colon = text.indexOf(':'); colon > 0; colon = text.indexOf(':', colon + 1)) {
         const user = text.slice(0, colon);
         if (this.check(user, text.slice(colon + 1))) return { user, via: 'basic', csrf: this.csrfFor(`b:${user}`) };
       }

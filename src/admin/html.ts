@@ -47,7 +47,7 @@ header b{font-size:16px}header nav a{color:#cfd8ea;text-decoration:none;margin-r
 header .who{margin-left:auto;color:#cfd8ea}header form{display:inline}header button{background:none;border:1px solid #7d8aa5;color:#fff;border-radius:4px;padding:2px 8px;cursor:pointer}
 main{padding:16px 18px;max-width:1200px}h1{font-size:20px;margin:4px 0 12px}h2{font-size:16px;margin:18px 0 8px}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:12px}
-.card{background:#fff;border:1px solid #dde1e8;border-radius:6px;padding:10px 12px}
+.card{background:#fff;border:1px solid #dde1e8;border-radius:6px;padding:10px 12px;overflow-x:auto}.card h2{margin-top:2px}
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:3px 8px 3px 0;vertical-align:top}th{color:#5a6478;font-weight:600}
 table.list td,table.list th{border-bottom:1px solid #eceef2;padding:4px 10px 4px 0}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .k{color:#5a6478;width:42%}.muted{color:#6b7489}.ok{color:#17803d}.bad{color:#b42318}.warn{color:#a15c00}
@@ -205,7 +205,7 @@ export function jobView(j: Job, nowMs: number): string {
   const full = j.report ? `<details><summary>full report (JSON)</summary><pre>${esc(JSON.stringify(j.report, null, 2))}</pre></details>` : '';
   return `<div class="card job" id="job-${j.id}" data-job-id="${j.id}" data-kind="${j.kind}" data-state="${j.state}">
 <b>${esc(j.kind)} #${esc(j.id)}</b> · <span class="${stateClass}" data-k="state">${esc(j.state)}</span> · <span class="muted">started ${esc(fmtTime(j.startedMs))} by ${esc(j.startedBy)}, ${j.state === 'running' ? 'running for' : 'took'} ${esc((took / 1000).toFixed(1))} s · options <code>${esc(JSON.stringify(j.options))}</code></span>
-${bar}<div class="muted" data-k="progress">${esc(j.progress.text)}</div>${report}${full}</div>`;
+${bar}${j.state === 'running' ? `<div class="muted" data-k="progress">${esc(j.progress.text)}</div>` : ''}${report}${full}</div>`;
 }
 
 export function jobsFragment(jobs: readonly Job[], nowMs: number): string {
@@ -213,17 +213,16 @@ export function jobsFragment(jobs: readonly Job[], nowMs: number): string {
   return jobs.map((j) => jobView(j, nowMs)).join('');
 }
 
-export function jobsPage(c: PageContext, fragment: string, running: { fsck: boolean; gc: boolean }, refreshMs: number, msg?: { text: string; error: boolean }): string {
-  const dis = (b: boolean): string => (b ? ' disabled title="one is running"' : '');
+export function jobsPage(c: PageContext, fragment: string, refreshMs: number, msg?: { text: string; error: boolean }): string {
   const forms = `<div class="grid"><div class="card"><h2>fsck</h2><p class="muted">Check every tree node, reference, link count and the live-byte accounting of the newest commit (after committing). Read-only.</p>
 <form method="post" action="/jobs"><input type="hidden" name="csrf" value="${esc(c.csrf)}"><input type="hidden" name="kind" value="fsck">
 <label><input type="checkbox" name="verifyData" value="1" checked> read and checksum file data</label>
-<p><button id="start-fsck"${dis(running.fsck)}>Run fsck</button></p></form></div>
+<p><button id="start-fsck">Run fsck</button></p></form></div>
 <div class="card"><h2>gc</h2><p class="muted">The cleaner rewrites the live records of mostly-dead segments; then objects no commit or snapshot references are deleted (after a grace period for reads in flight).</p>
 <form method="post" action="/jobs"><input type="hidden" name="csrf" value="${esc(c.csrf)}"><input type="hidden" name="kind" value="gc">
 <label><input type="checkbox" name="dryRun" value="1"> dry run (only report)</label><br>
 <label>clean segments less live than <input type="number" name="utilization" min="0" max="1" step="0.05" value="0.5"></label>
-<p><button id="start-gc"${dis(running.gc)}>Run gc</button></p></form></div></div>`;
+<p><button id="start-gc">Run gc</button></p></form></div></div>`;
   return page(
     c,
     'Jobs',
@@ -313,7 +312,7 @@ export function browsePage(c: PageContext, v: BrowseView): string {
           .join('')}</table>${v.extentsTruncated ? '<p class="muted">more extents follow (see the JSON endpoint with offset=)</p>' : ''}`
       : '<p class="muted" id="extents">No extents (an empty or wholly sparse file).</p>';
     const segs = v.segments && v.segments.length
-      ? `<table class="list" id="segments"><tr><th>segment object</th><th>kind</th><th class="num">extents</th><th class="num">bytes of this file</th></tr>${v.segments
+      ? `<table class="list" id="segments"><tr><th>segment object</th><th>kind</th><th class="num">extents</th><th class="num">bytes</th></tr>${v.segments
           .map((s) => `<tr><td><code>${esc(s.object)}</code></td><td>${esc(s.segmentKind)}</td><td class="num">${esc(s.extents)}</td><td class="num">${esc(s.bytes)}</td></tr>`)
           .join('')}</table>`
       : '';

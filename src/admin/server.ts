@@ -273,16 +273,18 @@ export async function startAdminServer(o: AdminServerOptions): Promise<AdminServ
     if (m === 'GET' || m === 'HEAD') {
       switch (p) {
         case '/': {
+          if (q('fresh')) collector.invalidate();
           const ov = await collector.overview();
           const frag = overviewFragment(ov, sampler.history(), sampler.windowMs, nowMs());
           return q('fragment') ? sendHtml(r, 200, frag) : sendHtml(r, 200, overviewPage(ctx(r, 'overview'), frag, refreshMs));
         }
         case '/api/overview':
+          if (q('fresh')) collector.invalidate(); // a new store listing, not one up to 10 s old
           return sendJson(r, 200, { ...(await collector.overview()), rates: rates() });
         case '/jobs': {
           const frag = jobsFragment(jobs.list(), nowMs());
           if (q('fragment')) return sendHtml(r, 200, frag);
-          return sendHtml(r, 200, jobsPage(ctx(r, 'jobs'), frag, { fsck: !!jobs.running('fsck'), gc: !!jobs.running('gc') }, Math.min(refreshMs, 1000), pageMsg()));
+          return sendHtml(r, 200, jobsPage(ctx(r, 'jobs'), frag, Math.min(refreshMs, 1000), pageMsg()));
         }
         case '/api/jobs':
           return sendJson(r, 200, { jobs: jobs.list() });
@@ -335,7 +337,7 @@ export async function startAdminServer(o: AdminServerOptions): Promise<AdminServ
           } catch (err) {
             const s = statusOf(err);
             const frag = jobsFragment(jobs.list(), nowMs());
-            return sendHtml(r, s.status, jobsPage(ctx(r, 'jobs'), frag, { fsck: !!jobs.running('fsck'), gc: !!jobs.running('gc') }, 1000, { text: s.message, error: true }));
+            return sendHtml(r, s.status, jobsPage(ctx(r, 'jobs'), frag, Math.min(refreshMs, 1000), { text: s.message, error: true }));
           }
         }
         case '/api/jobs':

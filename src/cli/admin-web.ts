@@ -6,7 +6,7 @@
  * SILT_HTTP_KEY) whether or not --http is on; without credentials --admin is an error.
  */
 import type { Command } from 'commander';
-import { startAdminServer, type AdminServer } from '../admin/index.ts';
+import { startAdminServer, type AdminCredential, type AdminServer } from '../admin/index.ts';
 import type { SiltFileSystem } from '../fs/index.ts';
 import { parseAddress } from '../rpc/index.ts';
 import type { Logger } from '../util/index.ts';
@@ -27,6 +27,26 @@ export function addAdminOptions(cmd: Command): Command {
   );
 }
 
+/**
+ * The object API's users, paired with their keys by position, from --http-user/--http-key (a
+ * string or a repeated option), else SILT_HTTP_USER/SILT_HTTP_KEY (comma-separated for several).
+ */
+export function adminCredentials(o: HttpFlags, env: NodeJS.ProcessEnv = process.env): AdminCredential[] {
+  const list = (v: string | readonly string[] | undefined): string[] =>
+    v === undefined ? [] : typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter((x) => x !== '') : [...v];
+  let users = list(o.httpUser);
+  let keys = list(o.httpKey);
+  if (users.length === 0 && keys.length === 0) {
+    users = list(env['SILT_HTTP_USER']);
+    keys = list(env['SILT_HTTP_KEY']);
+  }
+  if (users.length === 0 || keys.length === 0 || users.some((u) => u === '') || keys.some((k) => k === '')) {
+    throw new CliError('--admin needs credentials: --http-user NAME --http-key KEY (or SILT_HTTP_USER and SILT_HTTP_KEY); there is no anonymous access');
+  }
+  if (users.length !== keys.length) throw new CliError(`--admin: ${users.length} users but ${keys.length} keys; give one --http-key for each --http-user`);
+  return users.map((user, i) => ({ user, key: keys[i]! }));
+}
+
 /** Start the admin pages if --admin was given; returns the server (or undefined) and the line to print. */
 export async function startAdmin(
   o: AdminFlags & HttpFlags,
@@ -43,14 +63,10 @@ export async function startAdmin(
   } catch (e) {
     throw new CliError(`--admin: ${(e as Error).message}`);
   }
-  const user = o.httpUser ?? process.env['SILT_HTTP_USER'];
-  const key = o.httpKey ?? process.env['SILT_HTTP_KEY'];
-  if (!user || !key) {
-    throw new CliError('--admin needs credentials: --http-user NAME --http-key KEY (or SILT_HTTP_USER and SILT_HTTP_KEY); there is no anonymous access');
-  }
+  const credentials = adminCredentials(o);
   let server: AdminServer;
   try {
-    server = await startAdminServer({ fs, volume, listen: addr, credentials: [{ user, key }], endpoints, logger: log });
+    server = await startAdminServer({ fs, volume, listen: addr, credentials, endpoints, logger: log });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new CliError(`cannot listen on ${listen} (--admin): ${code === 'EADDRINUSE' ? 'address in use' : (e as Error).message}`);
