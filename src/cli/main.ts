@@ -199,6 +199,20 @@ async function mount(mountpoint: string, o: MountFlags): Promise<void> {
 
 registerSmbCommand(program);
 registerServeCommand(program);
+program
+  .command('bench')
+  .description('a quick self-check of a mounted directory: big file write/read, small files, stat')
+  .argument('<dir>', 'the directory to test (any file system); work happens in a temporary folder inside it')
+  .option('--big-file-size <MiB>', 'size of the big file, MiB (0 skips it)', '1024')
+  .option('--small-file-size <KiB>', 'size of each small file, KiB', '128')
+  .option('--small-files <n>', 'small files per thread (0 skips them)', '100')
+  .option('-p, --threads <n>', 'concurrent workers', '1')
+  .option('--json', 'print the results as JSON', false)
+  .addHelpText('after', '\nExamples:\n  silt bench /mnt/silt\n  silt bench /mnt/silt --big-file-size 256 --small-files 500 -p 4 --json')
+  .action(async (dir: string, o: { bigFileSize: string; smallFileSize: string; smallFiles: string; threads: string; json: boolean }) => {
+    const { runBench } = await import('./bench.ts');
+    await runBench({ dir, bigFileMiB: Number(o.bigFileSize), smallFileKiB: Number(o.smallFileSize), smallFiles: Number(o.smallFiles), threads: Number(o.threads), json: o.json });
+  });
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,1116 @@
+/**
+ * Silt beside its peers over the same Swift, in one run: raw Swift (a plain HTTP client: the
+ * ceiling), Silt mounted on Swift (default mode, and --sync-on-close for the small-file
+ * workloads), s3fs on Swift's S3 layer, rclone mount on Swift (--vfs-cache-mode writes) and a local
+ * directory (the reference).
+ *
+ *   npm run bench:peers                  (full size: about 30-40 minutes on 2 cores)
+ *   SILT_BENCH_SCALE=0.05 npm run bench:peers     (a quick run: a couple of minutes)
+ *
+ * Every system reaches Swift through one counting proxy (bench/count-proxy.ts), so the PUTs each
+ * sent are counted at the store. Each repetition runs every workload on every system, interleaved
+ * (the order of systems rotates per repetition); the tables report medians. Every (workload,
+ * system) run has a time cap: a run that hits it is stopped (its mount killed and remounted), is
+ * reported as "timed out after N s" with the progress it made, and is not repeated.
+ *
+ * Environment (see bench/README.md):
+ *   SILT_BENCH_SCALE (1)     sizes: 1,000 small files, 1 GiB big file, 10,000-entry tree, 2,048
+ *                            random writes at 1; multiplied by the scale
+ *   SILT_BENCH_REPS (3)      repetitions
+ *   SILT_BENCH_CAP_S         time cap per run, seconds (default max(30, 150 x scale))
+ *   SILT_BENCH_OUT           output folder (default bench/results/peers-<timestamp>)
+ *   SILT_BENCH_SYSTEMS       comma list to run a subset (raw,silt,silt-soc,s3fs,rclone,local)
+ *   BENCH_DIR                where mountpoints, rclone's cache and the local directory go
+ */
+process.env['UV_THREADPOOL_SIZE'] ??= '24';
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { Readable } from 'node:stream';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+import { CountProxy, type CountTable } from './count-proxy.ts';
+import { renderChartPng } from './chart.ts';
+import { ensureSwift, purgeInBackground } from '../test/support/swift.ts';
+
+// ------------------------------------------------------------------------------------ sizes
+
+const SCALE = Number(process.env['SILT_BENCH_SCALE'] ?? 1);
+if (!(SCALE > 0)) throw new Error(`SILT_BENCH_SCALE must be a positive number, not ${process.env['SILT_BENCH_SCALE']}`);
+const REPS = Math.max(1, Math.floor(Number(process.env['SILT_BENCH_REPS'] ?? 3)));
+const CAP_S = Number(process.env['SILT_BENCH_CAP_S'] ?? Math.max(30, Math.round(150 * SCALE)));
+const MiB = 1024 * 1024;
+const SMALL_FILES = Math.max(20, Math.round(1000 * SCALE));
+const SMALL_BYTES = 4096;
+const BIG_MIB = Math.max(16, Math.round(1024 * SCALE));
+const TREE_FILES = Math.max(100, Math.round(10_000 * SCALE));
+const RANDOM_WRITES = Math.max(64, Math.round(2048 * SCALE));
+const FSYNC_EVERY = 32;
+const SETUP_CAP_S = Math.max(120, CAP_S * 4);
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const siltBin = join(repo, 'bin', 'silt.mjs');
+const base = mkdtempSync(join(process.env['BENCH_DIR'] ?? tmpdir(), 'silt-bench-peers-'));
+const logFile = join(base, 'servers.log');
+const started = new Date();
+const stamp = started.toISOString().replace(/[:.]/g, '-');
+const outDir = resolve(process.env['SILT_BENCH_OUT'] ?? join(repo, 'bench', 'results', `peers-${stamp}`));
+const runId = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+
+const now = () => performance.now();
+const log = (m: string) => process.stderr.write(`[peers ${((now() / 1000) | 0).toString().padStart(5)}s] ${m}\n`);
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// ------------------------------------------------------------------------------------ helpers
+
+/** Run n tasks with at most `conc` in flight; stops starting new ones once ctl.aborted. */
+async function pool(n: number, conc: number, ctl: Ctl, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < n && !ctl.aborted) {
+      await task(next++);
+      ctl.done++;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(conc, n) }, worker));
+}
+
+/** A workload's control block: the cap sets `aborted`; workloads count `done` units of work. */
+interface Ctl {
+  aborted: boolean;
+  done: number;
+}
+
+function sh(cmd: string, args: string[], timeoutMs = 120_000): { status: number | null; out: string } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: timeoutMs });
+  return { status: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+}
+
+function isMounted(dir: string): boolean {
+  const want = resolve(dir);
+  for (const line of readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
+    const mp = line.split(' ')[1];
+    if (mp !== undefined && mp.replace(/\\040/g, ' ') === want) return true;
+  }
+  return false;
+}
+
+async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const t0 = now();
+  while (!(await cond())) {
+    if (now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what} (see ${logFile})`);
+    await sleep(100);
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => res(p));
+    });
+  });
+}
+
+function dropCaches(): void {
+  sh('sync', []);
+  try {
+    writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+  } catch (e) {
+    log(`could not drop the page cache (${String(e)}): cold reads may be warm`);
+  }
+}
+
+function fileLogFd(): number {
+  return openSync(logFile, 'a');
+}
+
+const bigChunk = (() => {
+  const b = Buffer.alloc(MiB);
+  for (let i = 0; i < b.length; i += 4) b.writeUInt32LE((i * 2654435761) >>> 0, i);
+  return b;
+})();
+const smallPayload = Buffer.alloc(SMALL_BYTES, 0x5a);
+
+// ------------------------------------------------------------------------------------ systems
+
+type SystemName = 'raw' | 'silt' | 'silt-soc' | 's3fs' | 'rclone' | 'local';
+const ALL_SYSTEMS: SystemName[] = ['raw', 'silt', 'silt-soc', 's3fs', 'rclone', 'local'];
+const LABEL: Record<SystemName, string> = {
+  raw: 'raw Swift',
+  silt: 'Silt',
+  'silt-soc': 'Silt sync-on-close',
+  s3fs: 's3fs',
+  rclone: 'rclone',
+  local: 'local dir',
+};
+
+interface FsSystem {
+  name: SystemName;
+  /** The container (or bucket) its objects go to: what the proxy counts. */
+  container: string;
+  /** Where its files are (for mounts, a folder inside the mountpoint). */
+  root: string;
+  start(): Promise<void>;
+  /** Orderly stop (commits, uploads finish). */
+  stop(): Promise<void>;
+  /** After a cap: kill whatever is stuck and mount again. */
+  recover(): Promise<void>;
+  /** Wait until everything written so far is in the store (rclone's write-back, Silt's commit). */
+  settle(dir: string): Promise<void>;
+}
+
+interface Env {
+  proxy: CountProxy;
+  swiftUser: string;
+  swiftKey: string;
+}
+
+/** A FUSE mount served by a child process we started (foreground), so we hold its pid. */
+abstract class MountedSystem implements FsSystem {
+  abstract name: SystemName;
+  container: string;
+  mnt: string;
+  root: string;
+  child: ChildProcess | undefined;
+
+  constructor(tag: string) {
+    this.container = `bench-${tag}-${runId}`;
+    this.mnt = join(base, `mnt-${tag}`);
+    this.root = join(this.mnt, 'bench');
+    mkdirSync(this.mnt, { recursive: true });
+  }
+
+  protected abstract command(): { cmd: string; args: string[]; env: NodeJS.ProcessEnv };
+
+  async start(): Promise<void> {
+    const { cmd, args, env } = this.command();
+    const fd = fileLogFd();
+    const child = spawn(cmd, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
+    closeSync(fd);
+    this.child = child;
+    let exited = false;
+    child.on('exit', () => (exited = true));
+    await waitFor(`${this.name} to mount ${this.mnt}`, () => {
+      if (exited) throw new Error(`${this.name} exited before mounting (see ${logFile})`);
+      return isMounted(this.mnt);
+    }, 60_000);
+    await fsp.mkdir(this.root, { recursive: true });
+  }
+
+  protected async waitExit(ms: number): Promise<boolean> {
+    const c = this.child;
+    if (c === undefined || c.exitCode !== null || c.signalCode !== null) return true;
+    return await new Promise<boolean>((res) => {
+      const t = setTimeout(() => res(false), ms);
+      c.once('exit', () => {
+        clearTimeout(t);
+        res(true);
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (isMounted(this.mnt)) sh('fusermount3', ['-u', this.mnt]);
+    if (!(await this.waitExit(60_000))) {
+      log(`${this.name}: server did not exit after unmount; killing it`);
+      this.child?.kill('SIGKILL');
+      await this.waitExit(5_000);
+    }
+    if (isMounted(this.mnt)) sh('fusermount3', ['-uz', this.mnt]);
+    this.child = undefined;
+  }
+
+  async recover(): Promise<void> {
+    this.child?.kill('SIGKILL');
+    await this.waitExit(10_000);
+    if (isMounted(this.mnt)) sh('fusermount3', ['-uz', this.mnt]);
+    await waitFor(`${this.mnt} to be unmounted`, () => !isMounted(this.mnt), 30_000);
+    this.child = undefined;
+    await sleep(500);
+    await this.start();
+  }
+
+  async settle(_dir: string): Promise<void> {}
+}
+
+class SiltSystem extends MountedSystem {
+  constructor(
+    public name: SystemName,
+    private readonly env: Env,
+    private readonly syncOnClose: boolean,
+  ) {
+    super(name);
+  }
+
+  protected command() {
+    const url = `swift+${this.env.proxy.endpoint}/auth/v1.0?container=${this.container}`;
+    const args = [siltBin, 'mount', '--store', url, this.mnt, '--mkfs', '--volume', 'bench', '--log-level', 'warn'];
+    if (this.syncOnClose) args.push('--sync-on-close');
+    return { cmd: process.execPath, args, env: { SILT_SWIFT_USER: this.env.swiftUser, SILT_SWIFT_KEY: this.env.swiftKey } };
+  }
+
+  override async stop(): Promise<void> {
+    // SIGTERM: the server unmounts, makes a final commit and exits.
+    this.child?.kill('SIGTERM');
+    if (!(await this.waitExit(120_000))) log('silt: server did not exit within 120 s of SIGTERM');
+    await super.stop();
+  }
+
+  /** FSYNCDIR on a Silt mount commits the whole volume: one durable commit. */
+  override async settle(dir: string): Promise<void> {
+    if (this.syncOnClose) return;
+    const dh = await fsp.open(dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  }
+}
+
+class S3fsSystem extends MountedSystem {
+  name: SystemName = 's3fs';
+  constructor(private readonly env: Env) {
+    super('s3fs');
+  }
+
+  protected command() {
+    // -f: foreground, so this process is the server. Defaults otherwise (no local data cache).
+    return {
+      cmd: 's3fs',
+      args: [this.container, this.mnt, '-f', '-o', `url=${this.env.proxy.endpoint}`, '-o', 'use_path_request_style', '-o', 'dbglevel=warn'],
+      env: { AWSACCESSKEYID: this.env.swiftUser, AWSSECRETACCESSKEY: this.env.swiftKey },
+    };
+  }
+}
+
+class RcloneSystem extends MountedSystem {
+  name: SystemName = 'rclone';
+  rcPort = 0;
+  cacheDir = join(base, 'rclone-cache');
+  constructor(private readonly env: Env) {
+    super('rclone');
+  }
+
+  protected command() {
+    return {
+      cmd: 'rclone',
+      args: [
+        'mount', `sb:${this.container}`, this.mnt,
+        '--vfs-cache-mode', 'writes',
+        '--cache-dir', this.cacheDir,
+        '--rc', '--rc-addr', `127.0.0.1:${this.rcPort}`, '--rc-no-auth',
+        '--config', '/dev/null',
+        '--log-level', 'NOTICE',
+      ],
+      env: {
+        RCLONE_CONFIG_SB_TYPE: 'swift',
+        RCLONE_CONFIG_SB_USER: this.env.swiftUser,
+        RCLONE_CONFIG_SB_KEY: this.env.swiftKey,
+        RCLONE_CONFIG_SB_AUTH: `${this.env.proxy.endpoint}/auth/v1.0`,
+      },
+    };
+  }
+
+  override async start(): Promise<void> {
+    this.rcPort = await freePort();
+    await super.start();
+  }
+
+  /** Uploads queued or running in rclone's write-back cache (its remote-control API). */
+  async pendingUploads(): Promise<number> {
+    const r = await fetch(`http://127.0.0.1:${this.rcPort}/vfs/stats`, { method: 'POST' });
+    const j = (await r.json()) as { diskCache?: { uploadsInProgress?: number; uploadsQueued?: number } };
+    return (j.diskCache?.uploadsInProgress ?? 0) + (j.diskCache?.uploadsQueued ?? 0);
+  }
+
+  /** rclone acknowledges close before it uploads (write-back, 5 s by default): wait for the uploads. */
+  override async settle(_dir: string): Promise<void> {
+    await waitFor('rclone uploads to finish', async () => (await this.pendingUploads()) === 0, SETUP_CAP_S * 1000);
+  }
+
+  override async stop(): Promise<void> {
+    try {
+      await this.settle(this.root);
+    } catch (e) {
+      log(`rclone: ${String(e)}`);
+    }
+    await super.stop();
+  }
+
+  override async recover(): Promise<void> {
+    // A fresh cache: whatever the killed mount had not uploaded is dropped with it.
+    this.child?.kill('SIGKILL');
+    await this.waitExit(10_000);
+    rmSync(this.cacheDir, { recursive: true, force: true });
+    if (isMounted(this.mnt)) sh('fusermount3', ['-uz', this.mnt]);
+    this.child = undefined;
+    await sleep(500);
+    await this.start();
+  }
+
+  /** Remount with an empty cache (cold reads must come from Swift, not rclone's disk cache). */
+  async restartCold(): Promise<void> {
+    await this.stop();
+    rmSync(this.cacheDir, { recursive: true, force: true });
+    await this.start();
+  }
+}
+
+class LocalSystem implements FsSystem {
+  name: SystemName = 'local';
+  container = '(none)';
+  root = join(base, 'local');
+  async start(): Promise<void> {
+    await fsp.mkdir(this.root, { recursive: true });
+  }
+  async stop(): Promise<void> {}
+  async recover(): Promise<void> {}
+  async settle(dir: string): Promise<void> {
+    sh('sync', ['-f', dir]);
+  }
+}
+
+/** The ceiling: a plain HTTP client (undici) speaking Swift's API, through the same proxy. */
+class RawSwift {
+  name: SystemName = 'raw';
+  container = `bench-raw-${runId}`;
+  pool!: Pool;
+  token = '';
+  basePath = '';
+  constructor(private readonly env: Env) {}
+
+  async start(): Promise<void> {
+    const auth = await fetch(`${this.env.proxy.endpoint}/auth/v1.0`, { headers: { 'x-auth-user': this.env.swiftUser, 'x-auth-key': this.env.swiftKey } });
+    await auth.arrayBuffer();
+    this.token = auth.headers.get('x-auth-token') ?? '';
+    const storage = new URL(auth.headers.get('x-storage-url') ?? '');
+    this.pool = new Pool(storage.origin, { connections: 16, pipelining: 1, bodyTimeout: 0, headersTimeout: 0 });
+    this.basePath = `${storage.pathname}/${this.container}`;
+    await this.req('PUT', '', Buffer.alloc(0));
+  }
+
+  async req(method: 'PUT' | 'GET' | 'HEAD' | 'DELETE', key: string, body?: Buffer | AsyncIterable<Buffer>, headers: Record<string, string> = {}, length?: number): Promise<Buffer> {
+    const h: Record<string, string> = { 'x-auth-token': this.token, ...headers };
+    if (Buffer.isBuffer(body)) h['content-length'] = String(body.length);
+    else if (length !== undefined) h['content-length'] = String(length);
+    const r = await this.pool.request({ method, path: key === '' ? this.basePath : `${this.basePath}/${key}`, headers: h, body: body === undefined ? null : Buffer.isBuffer(body) ? body : Readable.from(body) });
+    const b = Buffer.from(await r.body.arrayBuffer());
+    if (r.statusCode >= 300) throw new Error(`raw ${method} ${key}: HTTP ${r.statusCode}`);
+    return b;
+  }
+
+  /** An empty object in any container of the account. */
+  async putIn(container: string, key: string, headers: Record<string, string>): Promise<void> {
+    const path = `${this.basePath.slice(0, this.basePath.lastIndexOf('/'))}/${container}/${key}`;
+    const r = await this.pool.request({ method: 'PUT', path, headers: { 'x-auth-token': this.token, 'content-length': '0', ...headers } });
+    await r.body.arrayBuffer();
+    if (r.statusCode >= 300) throw new Error(`PUT ${container}/${key}: HTTP ${r.statusCode}`);
+  }
+
+  /** Another container of the same account (an S3 bucket is a container of the same name). */
+  async createContainer(name: string): Promise<void> {
+    const path = `${this.basePath.slice(0, this.basePath.lastIndexOf('/'))}/${name}`;
+    const r = await this.pool.request({ method: 'PUT', path, headers: { 'x-auth-token': this.token, 'content-length': '0' } });
+    await r.body.arrayBuffer();
+    if (r.statusCode >= 300) throw new Error(`PUT container ${name}: HTTP ${r.statusCode}`);
+  }
+
+  async stop(): Promise<void> {
+    await this.pool.close();
+  }
+}
+
+// ------------------------------------------------------------------------------------ workloads
+
+type WorkloadName = 'small1' | 'small8' | 'seqWrite' | 'coldRead' | 'stat' | 'lsl' | 'rename' | 'randomWrite';
+
+interface Figure {
+  /** The headline value (see WORKLOADS[..].unit). */
+  value: number;
+  /** Secondary figures: durable rate, PUTs, request counts. */
+  extra?: Record<string, number>;
+}
+
+interface WorkloadDef {
+  label: string;
+  unit: string;
+  lowerIsBetter?: boolean;
+  systems: SystemName[];
+}
+
+const WORKLOADS: Record<WorkloadName, WorkloadDef> = {
+  small1: { label: `${SMALL_FILES} x 4 KiB files, 1 writer (create, write, close)`, unit: 'files/s', systems: ALL_SYSTEMS },
+  small8: { label: `${SMALL_FILES} x 4 KiB files, 8 writers`, unit: 'files/s', systems: ALL_SYSTEMS },
+  seqWrite: { label: `sequential write ${BIG_MIB} MiB + fsync`, unit: 'MiB/s', systems: ['raw', 'silt', 's3fs', 'rclone', 'local'] },
+  coldRead: { label: `cold sequential read ${BIG_MIB} MiB`, unit: 'MiB/s', systems: ['raw', 'silt', 's3fs', 'rclone', 'local'] },
+  stat: { label: `stat of ${TREE_FILES} files`, unit: 'stats/s', systems: ['raw', 'silt', 's3fs', 'rclone', 'local'] },
+  lsl: { label: `ls -l of ${TREE_FILES} entries`, unit: 's', lowerIsBetter: true, systems: ['raw', 'silt', 's3fs', 'rclone', 'local'] },
+  rename: { label: `rename of a directory of ${TREE_FILES} files`, unit: 'ms', lowerIsBetter: true, systems: ['raw', 'silt', 's3fs', 'rclone', 'local'] },
+  randomWrite: {
+    label: `random 4 KiB overwrites in ${BIG_MIB} MiB, fsync every ${FSYNC_EVERY} (${RANDOM_WRITES} writes)`,
+    unit: 'writes/s',
+    systems: ['silt', 's3fs', 'rclone', 'local'],
+  },
+};
+const ORDER: WorkloadName[] = ['small1', 'small8', 'seqWrite', 'coldRead', 'stat', 'lsl', 'rename', 'randomWrite'];
+
+/** Tree folder names alternate between repetitions, since rename moves it. */
+const treeName = (renames: number) => (renames % 2 === 0 ? 'tree' : 'tree-renamed');
+
+/** Deterministic offsets for the random overwrites (same on every system). */
+function randomOffsets(): number[] {
+  let x = 0x9e3779b9;
+  const blocks = (BIG_MIB * MiB) / 4096;
+  const out: number[] = [];
+  for (let i = 0; i < RANDOM_WRITES; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out.push(((x >>> 0) % blocks) * 4096);
+  }
+  return out;
+}
+const OFFSETS = randomOffsets();
+
+// ---- on a file system (mounts and the local directory)
+
+async function fsSmall(sys: FsSystem, dir: string, conc: number, ctl: Ctl, env: Env): Promise<Figure> {
+  await fsp.mkdir(dir);
+  const c0 = env.proxy.snapshot();
+  const t0 = now();
+  await pool(SMALL_FILES, conc, ctl, async (i) => {
+    const fh = await fsp.open(join(dir, `f${i}`), 'wx');
+    try {
+      await fh.write(smallPayload, 0, SMALL_BYTES, 0);
+    } finally {
+      await fh.close();
+    }
+  });
+  const closed = (now() - t0) / 1000;
+  await sys.settle(dir);
+  const durable = (now() - t0) / 1000;
+  const c1 = env.proxy.snapshot();
+  const puts = CountProxy.delta(c0, c1, sys.container, 'PUT').requests;
+  const requests = Object.values(CountProxy.deltaAll(c0, c1, sys.container)).reduce((a, b) => a + b, 0);
+  return {
+    value: SMALL_FILES / closed,
+    extra: { filesPerSecInStore: SMALL_FILES / durable, puts, requests, putsPer1000Files: (puts * 1000) / SMALL_FILES },
+  };
+}
+
+async function fsSeqWrite(sys: FsSystem, file: string, ctl: Ctl): Promise<Figure> {
+  const t0 = now();
+  const fh = await fsp.open(file, 'w');
+  try {
+    for (let i = 0; i < BIG_MIB && !ctl.aborted; i++) {
+      await fh.write(bigChunk, 0, MiB, i * MiB);
+      ctl.done++;
+    }
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  const returned = (now() - t0) / 1000;
+  await sys.settle(dirname(file));
+  const durable = (now() - t0) / 1000;
+  return { value: BIG_MIB / returned, extra: { MiBperSecInStore: BIG_MIB / durable } };
+}
+
+async function fsRead(file: string, ctl: Ctl): Promise<Figure> {
+  const buf = Buffer.alloc(MiB);
+  const t0 = now();
+  const fh = await fsp.open(file, 'r');
+  let total = 0;
+  try {
+    while (!ctl.aborted) {
+      const { bytesRead } = await fh.read(buf, 0, MiB, total);
+      if (bytesRead === 0) break;
+      total += bytesRead;
+      ctl.done = Math.floor(total / MiB);
+    }
+  } finally {
+    await fh.close();
+  }
+  if (!ctl.aborted && total !== BIG_MIB * MiB) throw new Error(`read ${total} bytes of ${file}, expected ${BIG_MIB * MiB}`);
+  return { value: BIG_MIB / ((now() - t0) / 1000) };
+}
+
+async function fsStat(dir: string, ctl: Ctl): Promise<Figure> {
+  const t0 = now();
+  for (let i = 0; i < TREE_FILES && !ctl.aborted; i++) {
+    await fsp.lstat(join(dir, `s${i}`));
+    ctl.done++;
+  }
+  return { value: TREE_FILES / ((now() - t0) / 1000) };
+}
+
+async function fsLsl(dir: string, ctl: Ctl): Promise<Figure> {
+  const t0 = now();
+  const child = spawn('ls', ['-l', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let lines = 0;
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => {
+    for (const b of d) if (b === 10) lines++;
+  });
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const timer = setInterval(() => {
+    if (ctl.aborted) child.kill('SIGKILL');
+  }, 200);
+  const code = await new Promise<number | null>((r) => child.on('close', r));
+  clearInterval(timer);
+  ctl.done = lines;
+  if (!ctl.aborted && code !== 0) throw new Error(`ls -l ${dir} failed (${code}): ${err}`);
+  if (!ctl.aborted && lines - 1 !== TREE_FILES) throw new Error(`ls -l ${dir} listed ${lines - 1} entries, expected ${TREE_FILES}`);
+  return { value: (now() - t0) / 1000 };
+}
+
+async function fsRename(from: string, to: string): Promise<Figure> {
+  const t0 = now();
+  await fsp.rename(from, to);
+  return { value: now() - t0 };
+}
+
+async function fsRandomWrite(file: string, ctl: Ctl): Promise<Figure> {
+  const block = Buffer.alloc(4096, 0xa5);
+  const t0 = now();
+  const fh = await fsp.open(file, 'r+');
+  try {
+    for (let i = 0; i < RANDOM_WRITES && !ctl.aborted; i++) {
+      block.writeUInt32LE(i, 0);
+      await fh.write(block, 0, 4096, OFFSETS[i]!);
+      if ((i + 1) % FSYNC_EVERY === 0) await fh.sync();
+      ctl.done++;
+    }
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  return { value: RANDOM_WRITES / ((now() - t0) / 1000) };
+}
+
+/** Untimed setup: TREE_FILES empty files, 16 at a time. */
+async function fsMakeTree(sys: FsSystem, dir: string): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true });
+  const ctl: Ctl = { aborted: false, done: 0 };
+  const t0 = now();
+  await pool(TREE_FILES, 16, ctl, async (i) => (await fsp.open(join(dir, `s${i}`), 'w')).close());
+  await sys.settle(dir);
+  log(`${sys.name}: ${TREE_FILES} files created in ${((now() - t0) / 1000).toFixed(1)} s (setup)`);
+}
+
+// ---- raw Swift
+
+async function rawSmall(raw: RawSwift, prefix: string, conc: number, ctl: Ctl, env: Env): Promise<Figure> {
+  const c0 = env.proxy.snapshot();
+  const t0 = now();
+  await pool(SMALL_FILES, conc, ctl, async (i) => void (await raw.req('PUT', `${prefix}/f${i}`, smallPayload)));
+  const s = (now() - t0) / 1000;
+  const c1 = env.proxy.snapshot();
+  const puts = CountProxy.delta(c0, c1, raw.container, 'PUT').requests;
+  return { value: SMALL_FILES / s, extra: { filesPerSecInStore: SMALL_FILES / s, puts, requests: puts, putsPer1000Files: (puts * 1000) / SMALL_FILES } };
+}
+
+async function* bigStream(ctl: Ctl): AsyncIterable<Buffer> {
+  for (let i = 0; i < BIG_MIB; i++) {
+    if (ctl.aborted) throw new Error('aborted');
+    ctl.done++;
+    yield bigChunk;
+  }
+}
+
+async function rawSeqWrite(raw: RawSwift, ctl: Ctl): Promise<Figure> {
+  const t0 = now();
+  await raw.req('PUT', 'big', bigStream(ctl), {}, BIG_MIB * MiB);
+  const s = (now() - t0) / 1000;
+  return { value: BIG_MIB / s, extra: { MiBperSecInStore: BIG_MIB / s } };
+}
+
+async function rawRead(raw: RawSwift, ctl: Ctl): Promise<Figure> {
+  const t0 = now();
+  const r = await raw.pool.request({ method: 'GET', path: `${raw.basePath}/big`, headers: { 'x-auth-token': raw.token } });
+  let total = 0;
+  for await (const chunk of r.body) {
+    total += (chunk as Buffer).length;
+    ctl.done = Math.floor(total / MiB);
+    if (ctl.aborted) {
+      r.body.destroy();
+      break;
+    }
+  }
+  if (!ctl.aborted && (r.statusCode !== 200 || total !== BIG_MIB * MiB)) throw new Error(`raw GET big: HTTP ${r.statusCode}, ${total} bytes`);
+  return { value: BIG_MIB / ((now() - t0) / 1000) };
+}
+
+async function rawStat(raw: RawSwift, prefix: string, ctl: Ctl): Promise<Figure> {
+  const t0 = now();
+  for (let i = 0; i < TREE_FILES && !ctl.aborted; i++) {
+    await raw.req('HEAD', `${prefix}/s${i}`);
+    ctl.done++;
+  }
+  return { value: TREE_FILES / ((now() - t0) / 1000) };
+}
+
+/** A listing with sizes and dates (what ls -l shows), paged by Swift's 10,000-name limit. */
+async function rawList(raw: RawSwift, prefix: string, ctl: Ctl): Promise<Figure> {
+  const t0 = now();
+  let marker = '';
+  let n = 0;
+  for (;;) {
+    const q = new URLSearchParams({ format: 'json', prefix: `${prefix}/`, limit: '10000', ...(marker ? { marker } : {}) });
+    const r = await raw.pool.request({ method: 'GET', path: `${raw.basePath}?${q}`, headers: { 'x-auth-token': raw.token } });
+    const rows = (await r.body.json()) as Array<{ name: string }>;
+    if (rows.length === 0) break;
+    n += rows.length;
+    ctl.done = n;
+    marker = rows[rows.length - 1]!.name;
+    if (rows.length < 10000) break;
+  }
+  if (n !== TREE_FILES) throw new Error(`raw listing of ${prefix}/ found ${n} objects, expected ${TREE_FILES}`);
+  return { value: (now() - t0) / 1000 };
+}
+
+/** Swift has no rename: a server-side copy and a delete per object (8 at a time). */
+async function rawRename(raw: RawSwift, from: string, to: string, ctl: Ctl): Promise<Figure> {
+  const t0 = now();
+  await pool(TREE_FILES, 8, ctl, async (i) => {
+    await raw.req('PUT', `${to}/s${i}`, Buffer.alloc(0), { 'x-copy-from': `/${raw.container}/${from}/s${i}` });
+    await raw.req('DELETE', `${from}/s${i}`);
+  });
+  return { value: now() - t0 };
+}
+
+/**
+ * Untimed setup straight through Swift's API: TREE_FILES empty objects `<prefix>/s<i>` in a
+ * container, 16 at a time. For s3fs and rclone this is far faster than creating them through
+ * their mounts (s3fs needs several requests per create; on a loaded 2-core machine 10,000 take
+ * most of an hour). `fileHeaders` carry s3fs's metadata (mode, uid, gid, mtime as
+ * X-Object-Meta-*, which Swift's S3 layer shows as x-amz-meta-*); `markers` are s3fs's directory
+ * objects ("dir/") made first.
+ */
+async function rawMakeTree(raw: RawSwift, container: string, prefix: string, fileHeaders: Record<string, string> = {}, markers: string[] = []): Promise<void> {
+  const t0 = now();
+  for (const m of markers) await raw.putIn(container, m, { 'content-type': 'application/x-directory', 'x-object-meta-mode': String(0o40755), 'x-object-meta-uid': '0', 'x-object-meta-gid': '0', 'x-object-meta-mtime': String(Math.floor(Date.now() / 1000)) });
+  await pool(TREE_FILES, 16, { aborted: false, done: 0 }, async (i) => raw.putIn(container, `${prefix}/s${i}`, fileHeaders));
+  log(`${container}: ${TREE_FILES} objects created through Swift in ${((now() - t0) / 1000).toFixed(1)} s (setup)`);
+}
+
+// ------------------------------------------------------------------------------------ the run
+
+interface RunResult {
+  figure?: Figure;
+  timedOut?: { capS: number; done: number };
+  error?: string;
+  seconds: number;
+}
+
+type Results = Partial<Record<WorkloadName, Partial<Record<SystemName, RunResult[]>>>>;
+
+async function capped(sysName: SystemName, what: WorkloadName, fn: (ctl: Ctl) => Promise<Figure>, recover: () => Promise<void>): Promise<RunResult> {
+  const ctl: Ctl = { aborted: false, done: 0 };
+  const t0 = now();
+  let timer: NodeJS.Timeout | undefined;
+  const cap = new Promise<'cap'>((r) => (timer = setTimeout(() => r('cap'), CAP_S * 1000)));
+  const work = fn(ctl);
+  try {
+    const r = await Promise.race([work, cap]);
+    if (r === 'cap') {
+      ctl.aborted = true;
+      log(`${sysName} ${what}: timed out after ${CAP_S} s (${ctl.done} units done); recovering`);
+      await recover();
+      await Promise.race([work.catch(() => undefined), sleep(30_000)]);
+      return { timedOut: { capS: CAP_S, done: ctl.done }, seconds: (now() - t0) / 1000 };
+    }
+    return { figure: r, seconds: (now() - t0) / 1000 };
+  } catch (e) {
+    log(`${sysName} ${what}: ERROR ${String(e)}`);
+    return { error: String(e).slice(0, 300), seconds: (now() - t0) / 1000 };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function version(cmd: string, args: string[]): string {
+  return (sh(cmd, args, 10_000).out.split('\n')[0] ?? '').trim();
+}
+
+async function main(): Promise<void> {
+  const wanted = (process.env['SILT_BENCH_SYSTEMS'] ?? ALL_SYSTEMS.join(',')).split(',').map((s) => s.trim()) as SystemName[];
+  for (const s of wanted) if (!ALL_SYSTEMS.includes(s)) throw new Error(`unknown system ${s} in SILT_BENCH_SYSTEMS`);
+  const uptimeStart = sh('uptime', []).out.trim();
+  const loadStart = loadavg();
+  log(`scale ${SCALE}: ${SMALL_FILES} small files, ${BIG_MIB} MiB big file, ${TREE_FILES}-entry tree, ${RANDOM_WRITES} random writes; ${REPS} repetitions; cap ${CAP_S} s; work folder ${base}`);
+  const swift = await ensureSwift();
+  const proxy = await CountProxy.start(swift.host, swift.port);
+  const env: Env = { proxy, swiftUser: swift.user, swiftKey: swift.key };
+  const swiftInfo = (await (await fetch(`${swift.endpoint}/info`)).json()) as { swift?: { version?: string } };
+
+  const raw = wanted.includes('raw') ? new RawSwift(env) : undefined;
+  const fsSystems = new Map<SystemName, FsSystem>();
+  if (wanted.includes('silt')) fsSystems.set('silt', new SiltSystem('silt', env, false));
+  if (wanted.includes('silt-soc')) fsSystems.set('silt-soc', new SiltSystem('silt-soc', env, true));
+  if (wanted.includes('s3fs')) fsSystems.set('s3fs', new S3fsSystem(env));
+  if (wanted.includes('rclone')) fsSystems.set('rclone', new RcloneSystem(env));
+  if (wanted.includes('local')) fsSystems.set('local', new LocalSystem());
+  const containers = [...(raw ? [raw.container] : []), ...[...fsSystems.values()].map((s) => s.container).filter((c) => c !== '(none)')];
+
+  const results: Results = {};
+  const renames = new Map<SystemName, number>();
+  const gaveUp = new Set<string>(); // `${workload}/${system}` that timed out: not repeated
+  try {
+    // Containers (an S3 bucket is a Swift container of the same name) exist before mounting.
+    if (raw) await raw.start();
+    const admin = raw ?? new RawSwift(env);
+    if (!raw) await admin.start();
+    for (const s of fsSystems.values()) if (s.container !== '(none)') await admin.createContainer(s.container);
+    // Untimed setup: the 10,000-entry tree on every system. For raw Swift, s3fs and rclone the
+    // objects are PUT straight into their containers before the mounts start (so rclone's
+    // directory cache sees them); Silt and the local directory make theirs through the file system.
+    const mtime = String(Math.floor(Date.now() / 1000));
+    const s3 = fsSystems.get('s3fs');
+    const rc = fsSystems.get('rclone');
+    await Promise.all([
+      raw ? rawMakeTree(raw, raw.container, 'tree') : undefined,
+      s3 ? rawMakeTree(admin, s3.container, 'bench/tree', { 'content-type': 'application/octet-stream', 'x-object-meta-mode': String(0o100644), 'x-object-meta-uid': '0', 'x-object-meta-gid': '0', 'x-object-meta-mtime': mtime }, ['bench/', 'bench/tree/']) : undefined,
+      rc ? rawMakeTree(admin, rc.container, 'bench/tree') : undefined,
+    ]);
+    if (!raw) await admin.stop();
+    for (const s of fsSystems.values()) {
+      log(`starting ${s.name}`);
+      await s.start();
+    }
+    for (const s of fsSystems.values()) if (s.name !== 's3fs' && s.name !== 'rclone') await fsMakeTree(s, join(s.root, 'tree'));
+    for (const s of fsSystems.values()) {
+      const n = (await fsp.readdir(join(s.root, 'tree'))).length;
+      if (n !== TREE_FILES) throw new Error(`${s.name}: the tree has ${n} entries, expected ${TREE_FILES}`);
+    }
+
+    for (let rep = 0; rep < REPS; rep++) {
+      const names: SystemName[] = [...(raw ? ['raw' as SystemName] : []), ...fsSystems.keys()];
+      const rotated = names.map((_, i) => names[(i + rep) % names.length]!);
+      log(`repetition ${rep + 1} of ${REPS}: order ${rotated.join(', ')}`);
+      for (const w of ORDER) {
+        if (w === 'coldRead') {
+          // Cold: every mount restarted (its caches gone), then the kernel's page cache dropped
+          // (which also makes Swift's object files cold on disk).
+          for (const n of rotated) {
+            const s = fsSystems.get(n);
+            if (s === undefined || !WORKLOADS.coldRead.systems.includes(n)) continue;
+            if (s instanceof RcloneSystem) await s.restartCold();
+            else {
+              await s.stop();
+              await s.start();
+            }
+          }
+          dropCaches();
+        }
+        for (const n of rotated) {
+          if (!WORKLOADS[w].systems.includes(n) || gaveUp.has(`${w}/${n}`)) continue;
+          const row = ((results[w] ??= {})[n] ??= []);
+          let r: RunResult;
+          if (n === 'raw') {
+            const tree = treeName(renames.get(n) ?? 0);
+            const fn = (ctl: Ctl): Promise<Figure> => {
+              switch (w) {
+                case 'small1': return rawSmall(raw!, `small1-r${rep}`, 1, ctl, env);
+                case 'small8': return rawSmall(raw!, `small8-r${rep}`, 8, ctl, env);
+                case 'seqWrite': return rawSeqWrite(raw!, ctl);
+                case 'coldRead': return rawRead(raw!, ctl);
+                case 'stat': return rawStat(raw!, tree, ctl);
+                case 'lsl': return rawList(raw!, tree, ctl);
+                case 'rename': return rawRename(raw!, tree, treeName((renames.get(n) ?? 0) + 1), ctl);
+                default: throw new Error(`raw has no ${w}`);
+              }
+            };
+            r = await capped(n, w, fn, async () => {});
+          } else {
+            const s = fsSystems.get(n)!;
+            const tree = join(s.root, treeName(renames.get(n) ?? 0));
+            const big = join(s.root, 'big');
+            const fn = (ctl: Ctl): Promise<Figure> => {
+              switch (w) {
+                case 'small1': return fsSmall(s, join(s.root, `small1-r${rep}`), 1, ctl, env);
+                case 'small8': return fsSmall(s, join(s.root, `small8-r${rep}`), 8, ctl, env);
+                case 'seqWrite': return fsSeqWrite(s, big, ctl);
+                case 'coldRead': return fsRead(big, ctl);
+                case 'stat': return fsStat(tree, ctl);
+                case 'lsl': return fsLsl(tree, ctl);
+                case 'rename': return fsRename(tree, join(s.root, treeName((renames.get(n) ?? 0) + 1)));
+                case 'randomWrite': return fsRandomWrite(big, ctl);
+              }
+            };
+            r = await capped(n, w, fn, () => s.recover());
+            // rclone and Silt's default mode acknowledge before the store has the data: let the
+            // uploads finish before the next system's run, so it does not compete with them.
+            if (r.figure !== undefined && (w === 'randomWrite' || w === 'rename')) await s.settle(s.root).catch(() => undefined);
+          }
+          row.push(r);
+          if (w === 'rename' && r.figure !== undefined) renames.set(n, (renames.get(n) ?? 0) + 1);
+          if (r.timedOut !== undefined || r.error !== undefined) {
+            gaveUp.add(`${w}/${n}`);
+            // A cut-off rename leaves the tree half moved: stat and ls -l of it mean nothing now.
+            if (w === 'rename') for (const x of ['stat', 'lsl', 'rename'] as const) gaveUp.add(`${x}/${n}`);
+            // A cut-off big write leaves no whole file to read or overwrite.
+            if (w === 'seqWrite') for (const x of ['coldRead', 'randomWrite'] as const) gaveUp.add(`${x}/${n}`);
+          }
+          const f = r.figure;
+          log(`  ${w.padEnd(11)} ${n.padEnd(8)} ${f ? `${fmt(f.value)} ${WORKLOADS[w].unit}${f.extra ? ' ' + JSON.stringify(roundAll(f.extra)) : ''}` : r.timedOut ? `timed out after ${CAP_S} s (${r.timedOut.done} done)` : `error`}`);
+        }
+      }
+    }
+  } finally {
+    for (const s of fsSystems.values()) {
+      try {
+        await s.stop();
+      } catch (e) {
+        log(`stopping ${s.name}: ${String(e)}`);
+      }
+    }
+    if (raw) await raw.stop().catch(() => undefined);
+    await proxy.close();
+    purgeInBackground(swift, containers, '');
+  }
+
+  const uptimeEnd = sh('uptime', []).out.trim();
+  const report = buildReport(results, {
+    started: started.toISOString(),
+    finished: new Date().toISOString(),
+    scale: SCALE,
+    reps: REPS,
+    capS: CAP_S,
+    sizes: { smallFiles: SMALL_FILES, smallBytes: SMALL_BYTES, bigMiB: BIG_MIB, treeFiles: TREE_FILES, randomWrites: RANDOM_WRITES, fsyncEvery: FSYNC_EVERY },
+    machine: {
+      nproc: cpus().length,
+      memoryGiB: +(totalmem() / 2 ** 30).toFixed(1),
+      kernel: release(),
+      cpu: cpus()[0]?.model ?? '',
+      uptimeStart,
+      uptimeEnd,
+      loadavgStart: loadStart,
+      loadavgEnd: loadavg(),
+    },
+    versions: {
+      node: process.version,
+      silt: sh('git', ['-C', repo, 'rev-parse', '--short', 'HEAD']).out.trim(),
+      s3fs: version('s3fs', ['--version']),
+      rclone: version('rclone', ['version']),
+      swift: swiftInfo.swift?.version ?? 'unknown',
+    },
+  });
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'peers.json'), JSON.stringify(report.json, null, 2) + '\n');
+  writeFileSync(join(outDir, 'peers.md'), report.markdown);
+  try {
+    await renderChartPng(report.chart, join(outDir, 'peers.png'));
+  } catch (e) {
+    log(`chart: ${String(e)}`);
+  }
+  process.stdout.write(report.markdown);
+  process.stdout.write(`\nwritten: ${outDir}/peers.{md,json,png}\n`);
+  rmSync(base, { recursive: true, force: true });
+}
+
+// ------------------------------------------------------------------------------------ report
+
+const fmt = (n: number) => (!Number.isFinite(n) ? 'n/a' : n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n >= 1 ? n.toFixed(2) : n.toPrecision(2));
+const roundAll = (o: Record<string, number>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, +v.toPrecision(4)]));
+
+interface Cell {
+  median?: number;
+  extra?: Record<string, number>;
+  runs: number;
+  timedOut?: { capS: number; done: number };
+  error?: string;
+}
+
+export interface ChartData {
+  title: string;
+  subtitle: string;
+  panels: { title: string; unit: string; lowerIsBetter: boolean; bars: { system: string; value?: number; note?: string }[] }[];
+}
+
+function summarise(rs: RunResult[] | undefined): Cell | undefined {
+  if (rs === undefined || rs.length === 0) return undefined;
+  const ok = rs.filter((r) => r.figure !== undefined).map((r) => r.figure!);
+  const cell: Cell = { runs: ok.length };
+  if (ok.length > 0) {
+    cell.median = median(ok.map((f) => f.value));
+    const keys = new Set(ok.flatMap((f) => Object.keys(f.extra ?? {})));
+    if (keys.size > 0) cell.extra = Object.fromEntries([...keys].map((k) => [k, median(ok.map((f) => f.extra?.[k] ?? NaN))]));
+  }
+  const to = rs.find((r) => r.timedOut)?.timedOut;
+  if (to) cell.timedOut = to;
+  const err = rs.find((r) => r.error)?.error;
+  if (err) cell.error = err;
+  return cell;
+}
+
+function cellText(c: Cell | undefined, w: WorkloadName): string {
+  if (c === undefined) return '-';
+  if (c.median !== undefined) return fmt(c.median);
+  if (c.timedOut) {
+    const unitWork = w === 'seqWrite' || w === 'coldRead' ? 'MiB' : w === 'lsl' ? 'lines' : w === 'rename' ? '' : 'done';
+    return `timed out after ${c.timedOut.capS} s${unitWork ? ` (${c.timedOut.done} ${unitWork})` : ''}`;
+  }
+  return `error`;
+}
+
+/**
+ * Speed of `a` relative to `b` (above 1: a is faster). A peer that timed out gives a lower bound
+ * ">= x" from the progress it made before the cap (rename: the cap itself).
+ */
+function ratio(a: Cell | undefined, b: Cell | undefined, w: WorkloadName): { text: string; value?: number; lowerBound?: boolean } {
+  const lower = WORKLOADS[w].lowerIsBetter === true;
+  if (a?.median === undefined || b === undefined) return { text: '-' };
+  if (b.median !== undefined) {
+    const v = lower ? b.median / a.median : a.median / b.median;
+    return { text: v.toFixed(2), value: v };
+  }
+  if (b.timedOut) {
+    const cap = b.timedOut.capS;
+    let peerBound: number; // the peer's value can be no better than this
+    if (lower) peerBound = w === 'lsl' ? cap : cap * 1000;
+    else {
+      const units = w === 'seqWrite' || w === 'coldRead' ? b.timedOut.done : b.timedOut.done;
+      peerBound = Math.max(units, 1) / cap;
+    }
+    const v = lower ? peerBound / a.median : a.median / peerBound;
+    return { text: `>= ${v.toFixed(1)}`, value: v, lowerBound: true };
+  }
+  return { text: '-' };
+}
+
+function buildReport(results: Results, meta: Record<string, unknown> & { machine: Record<string, unknown>; versions: Record<string, string>; capS: number }) {
+  const cells: Partial<Record<WorkloadName, Partial<Record<SystemName, Cell>>>> = {};
+  for (const w of ORDER) for (const s of ALL_SYSTEMS) {
+    const c = summarise(results[w]?.[s]);
+    if (c) (cells[w] ??= {})[s] = c;
+  }
+  const get = (w: WorkloadName, s: SystemName) => cells[w]?.[s];
+  const m = meta.machine;
+  const v = meta.versions;
+  const L: string[] = [];
+  L.push(`# Silt beside its peers over the same Swift`, '');
+  L.push(`Run ${String(meta['started'])} to ${String(meta['finished'])}; scale ${String(meta['scale'])}, ${String(meta['reps'])} repetitions (medians), cap ${meta.capS} s per run.`, '');
+  L.push(`Machine: ${String(m['nproc'])} CPUs (${String(m['cpu'])}), ${String(m['memoryGiB'])} GiB, Linux ${String(m['kernel'])}. Versions: node ${v['node']}, Silt ${v['silt']}, ${v['s3fs']}, ${v['rclone']}, Swift ${v['swift']}.`, '');
+  L.push(`Load: \`${String(m['uptimeStart'])}\` at the start, \`${String(m['uptimeEnd'])}\` at the end. The machine was shared with other jobs; figures move with the load.`, '');
+  const present = ALL_SYSTEMS.filter((s) => ORDER.some((w) => get(w, s)));
+  L.push(`| workload | unit | ${present.map((s) => LABEL[s]).join(' | ')} |`);
+  L.push(`|---|---|${present.map(() => '---:').join('|')}|`);
+  for (const w of ORDER) {
+    if (!cells[w]) continue;
+    L.push(`| ${WORKLOADS[w].label} | ${WORKLOADS[w].unit}${WORKLOADS[w].lowerIsBetter ? ' (lower is better)' : ''} | ${present.map((s) => cellText(get(w, s), w)).join(' | ')} |`);
+  }
+  // Secondary figures of the small-file and write workloads.
+  const extraRow = (w: WorkloadName, key: string, label: string, unit: string) => {
+    if (!cells[w]) return;
+    L.push(`| ${label} | ${unit} | ${present.map((s) => { const x = get(w, s)?.extra?.[key]; return x === undefined ? '-' : fmt(x); }).join(' | ')} |`);
+  };
+  extraRow('small1', 'filesPerSecInStore', `${SMALL_FILES} files, 1 writer, until in the store`, 'files/s');
+  extraRow('small8', 'filesPerSecInStore', `${SMALL_FILES} files, 8 writers, until in the store`, 'files/s');
+  extraRow('seqWrite', 'MiBperSecInStore', `sequential write, until in the store`, 'MiB/s');
+  extraRow('small1', 'puts', `PUTs at the store, ${SMALL_FILES} files, 1 writer`, 'requests');
+  extraRow('small8', 'puts', `PUTs at the store, ${SMALL_FILES} files, 8 writers`, 'requests');
+  extraRow('small1', 'requests', `all requests at the store, ${SMALL_FILES} files, 1 writer`, 'requests');
+  L.push('');
+  L.push('"Until in the store": the clock runs until the data is in Swift: for Silt\'s default mode an fsync of');
+  L.push('the directory (one commit), for rclone until its write-back cache has uploaded everything (rclone');
+  L.push('acknowledges close before it uploads), for the local directory `sync -f`. s3fs, raw Swift and Silt');
+  L.push('sync-on-close have the data in the store when close (or the PUT) returns. Raw Swift has no');
+  L.push('random overwrite (objects are immutable) and its "rename" is a server-side copy and a delete per');
+  L.push('object; its "ls -l" is a JSON container listing (names, sizes, dates) and its stat a HEAD per object.', '');
+
+  // Ratios.
+  const peers: SystemName[] = (['raw', 's3fs', 'rclone', 'local'] as SystemName[]).filter((p) => present.includes(p));
+  const ratioTable = (silt: SystemName, ws: WorkloadName[]) => {
+    L.push(`| workload | ${peers.map((p) => `${LABEL[silt]} / ${LABEL[p]}`).join(' | ')} |`);
+    L.push(`|---|${peers.map(() => '---:').join('|')}|`);
+    for (const w of ws) {
+      if (!get(w, silt)) continue;
+      L.push(`| ${WORKLOADS[w].label} | ${peers.map((p) => ratio(get(w, silt), get(w, p), w).text).join(' | ')} |`);
+    }
+    L.push('');
+  };
+  L.push('## Ratios (above 1: Silt is faster; for times, the peer\'s time / Silt\'s)', '');
+  if (present.includes('silt')) ratioTable('silt', ORDER);
+  if (present.includes('silt-soc')) ratioTable('silt-soc', ['small1', 'small8']);
+  L.push('">= x": the peer hit the time cap; x is a lower bound from the work it finished in the cap.', '');
+
+  // Targets (issue 9).
+  const targets: { name: string; value?: number; text: string; met?: boolean }[] = [];
+  const T = (name: string, a: SystemName, b: SystemName, w: WorkloadName, min: number) => {
+    const r = ratio(get(w, a), get(w, b), w);
+    targets.push({ name: `${name} >= ${min}x`, ...(r.value !== undefined ? { value: r.value } : {}), text: r.text, ...(r.value !== undefined ? { met: r.value >= min } : {}) });
+  };
+  T('small files, default, 1 writer, vs s3fs', 'silt', 's3fs', 'small1', 20);
+  T('small files, default, 8 writers, vs s3fs', 'silt', 's3fs', 'small8', 20);
+  T('small files, default, 1 writer, vs rclone', 'silt', 'rclone', 'small1', 3);
+  T('small files, default, 8 writers, vs rclone', 'silt', 'rclone', 'small8', 3);
+  // rclone acknowledges close before it uploads: the same comparison with both clocks running
+  // until the files are in the store.
+  const inStore = (w: WorkloadName, s: SystemName): Cell | undefined => {
+    const x = get(w, s)?.extra?.['filesPerSecInStore'];
+    return x === undefined ? undefined : { median: x, runs: 1 };
+  };
+  for (const w of ['small1', 'small8'] as const) {
+    const r = ratio(inStore(w, 'silt'), inStore(w, 'rclone'), w);
+    targets.push({ name: `small files, default, ${w === 'small1' ? '1 writer' : '8 writers'}, vs rclone, both until in the store >= 3x`, ...(r.value !== undefined ? { value: r.value, met: r.value >= 3 } : {}), text: r.text });
+  }
+  T('small files, sync-on-close, 1 writer, vs s3fs', 'silt-soc', 's3fs', 'small1', 1);
+  T('small files, sync-on-close, 8 writers, vs s3fs', 'silt-soc', 's3fs', 'small8', 4);
+  const putsPer4MiB = (w: WorkloadName) => {
+    const p = get(w, 'silt')?.extra?.['puts'];
+    return p === undefined ? undefined : p / ((SMALL_FILES * SMALL_BYTES) / (4 * MiB));
+  };
+  for (const w of ['small1', 'small8'] as const) {
+    const x = putsPer4MiB(w);
+    targets.push({ name: `PUTs per 4 MiB of small files (default mode, ${w === 'small1' ? '1 writer' : '8 writers'}) <= 1`, ...(x !== undefined ? { value: x, met: x <= 1 } : {}), text: x === undefined ? '-' : x.toFixed(2) });
+  }
+  T('sequential write vs raw PUT', 'silt', 'raw', 'seqWrite', 0.8);
+  T('cold read vs raw GET', 'silt', 'raw', 'coldRead', 0.8);
+  T('sequential write vs s3fs', 'silt', 's3fs', 'seqWrite', 1);
+  T('sequential write vs rclone', 'silt', 'rclone', 'seqWrite', 1);
+  T('cold read vs s3fs', 'silt', 's3fs', 'coldRead', 1);
+  T('cold read vs rclone', 'silt', 'rclone', 'coldRead', 1);
+  T('stat vs s3fs', 'silt', 's3fs', 'stat', 10);
+  const rn = get('rename', 'silt')?.median;
+  targets.push({ name: 'directory rename < 50 ms', ...(rn !== undefined ? { value: rn, met: rn < 50 } : {}), text: rn === undefined ? '-' : `${fmt(rn)} ms` });
+  T('random overwrite vs s3fs', 'silt', 's3fs', 'randomWrite', 50);
+  L.push('## Targets (issue 9)', '');
+  L.push('| target | measured | met |', '|---|---:|---|');
+  for (const t of targets) L.push(`| ${t.name} | ${t.text} | ${t.met === undefined ? '-' : t.met ? 'yes' : '**no**'} |`);
+  L.push('');
+
+  const chart: ChartData = {
+    title: 'Silt beside its peers over the same Swift',
+    subtitle: `scale ${String(meta['scale'])}, medians of ${String(meta['reps'])}; ${String(m['nproc'])} CPUs; load ${(m['loadavgStart'] as number[])[0]?.toFixed(1)} -> ${(m['loadavgEnd'] as number[])[0]?.toFixed(1)} (shared machine); Silt ${v['silt']}`,
+    panels: ORDER.filter((w) => cells[w]).map((w) => ({
+      title: WORKLOADS[w].label,
+      unit: WORKLOADS[w].unit,
+      lowerIsBetter: WORKLOADS[w].lowerIsBetter === true,
+      bars: present.filter((s) => get(w, s)).map((s) => {
+        const c = get(w, s)!;
+        return { system: LABEL[s], ...(c.median !== undefined ? { value: c.median } : { note: cellText(c, w) }) };
+      }),
+    })),
+  };
+  return { markdown: L.join('\n') + '\n', json: { ...meta, cells, runs: results, targets }, chart };
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
