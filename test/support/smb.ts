@@ -61,7 +61,8 @@ export function q(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-export const SAMBA_PACKAGES = ['samba', 'samba-vfs-modules', 'smbclient', 'python3-smbc', 'attr'];
+/** samba-testsuite brings smbtorture (the SMB2 byte-range lock cases). */
+export const SAMBA_PACKAGES = ['samba', 'samba-vfs-modules', 'smbclient', 'python3-smbc', 'samba-testsuite', 'attr'];
 
 let sambaReady: Promise<void> | undefined;
 
