@@ -5,8 +5,10 @@
  */
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { runFsck, runGc, runMkfs, runSnapshot, runStat } from './admin.ts';
-import { CliError, DEFAULT_STORE, DEFAULT_VOLUME, describe, logger } from './common.ts';
+import { runFsck, runGc, runMkfs, runSnapshot } from './admin.ts';
+import { CliError, DEFAULT_STORE, DEFAULT_VOLUME, configureLogging, configureStore, describe, logger } from './common.ts';
+import { ConfigError, applySettings, configReference, engineTuning, flagName, locateConfig, readConfigJson, validateConfig, SETTINGS, describeKind, envName } from './config.ts';
+import { runStat } from './stat.ts';
 import { registerSmbCommand } from './smb.ts';
 import { registerServeCommand } from './serve.ts';
 
@@ -34,10 +36,10 @@ Examples:
   silt stat --store file:/srv/silt --json`,
   );
 
-const storeOption = (): Option =>
-  new Option('-s, --store <url>', 'object store URL').default(process.env['SILT_STORE'] ?? DEFAULT_STORE);
-const volumeOption = (): Option =>
-  new Option('-v, --volume <name>', 'volume name').default(process.env['SILT_VOLUME'] ?? DEFAULT_VOLUME);
+// Defaults only: SILT_STORE, SILT_VOLUME and the configuration file are applied to every option
+// of every command alike (applySettings, in the preAction hook below).
+const storeOption = (): Option => new Option('-s, --store <url>', 'object store URL').default(DEFAULT_STORE);
+const volumeOption = (): Option => new Option('-v, --volume <name>', 'volume name').default(DEFAULT_VOLUME);
 
 program
   .command('mkfs')
@@ -67,6 +69,7 @@ program
   .addOption(storeOption())
   .addOption(volumeOption())
   .option('--json', 'print JSON', false)
+  .addHelpText('after', '\nExamples:\n  silt stat --store file:/srv/silt\n  silt stat --store swift+http://127.0.0.1:8080/auth/v1.0 --volume projects --json')
   .action(async (o: { store: string; volume: string; json: boolean }) => {
     await runStat(o);
   });
@@ -117,6 +120,7 @@ interface MountFlags {
   token?: string;
   takeover?: boolean;
   logLevel?: string;
+  nonEmpty?: boolean;
 }
 
 program
@@ -136,8 +140,9 @@ program
   .option('--takeover', "take the volume's owner lease even from a live owner (it is fenced at its next commit)")
   .option('--log-level <level>', 'debug, info, warn or error')
   .addHelpText('after', '\nExamples:\n  silt mount --store file:/tmp/v /mnt/v --mkfs\n  SILT_TOKEN=... silt mount --remote 10.0.0.5:8091 /mnt/v\n  silt mount --store file:/tmp/v /mnt/snap --snapshot nightly\n  silt umount /mnt/v')
+  .option('--non-empty', 'mount even over a directory that holds files (they are hidden while mounted)', false)
   .action(async (mountpoint: string, o: MountFlags) => {
-    await mount(mountpoint, o);
+    await mount(mountpoint, o, o as unknown as Record<string, unknown>);
   });
 
 program
@@ -145,16 +150,29 @@ program
   .alias('unmount')
   .description('commit and unmount a mounted volume')
   .argument('<mountpoint>')
+  .addHelpText('after', '\nExample:\n  silt umount /mnt/silt      # returns once the final commit is durable')
   .action(async (mountpoint: string) => {
     const { runUmount } = await import('./mount.ts');
-    await runUmount(mountpoint);
+    try {
+      await runUmount(mountpoint);
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      if (/busy/i.test(msg)) {
+        throw new CliError(
+          `${msg}: the mount is busy (a process has a file open or its working directory there): close it ` +
+            `(find it with: fuser -vm ${mountpoint}), or stop the server with SIGTERM, which detaches the mount lazily`,
+        );
+      }
+      throw e;
+    }
   });
 
 program
   .command('start')
   .description('the quick start: a volume in ./silt-data mounted at ./silt-mnt (Ctrl-C stops it)')
-  .option('--store <url>', 'object store URL', process.env['SILT_STORE'] ?? DEFAULT_STORE)
+  .option('--store <url>', 'object store URL', DEFAULT_STORE)
   .option('--mountpoint <dir>', 'where to mount', './silt-mnt')
+  .addHelpText('after', '\nExample:\n  npm start        # the same as: npx silt start')
   .action(async (o: { store: string; mountpoint: string }) => {
     const { mkdirSync } = await import('node:fs');
     const { resolve } = await import('node:path');
@@ -171,8 +189,10 @@ program
     await mount(mp, { store: o.store, volume: DEFAULT_VOLUME, mkfs: true, background: false, syncOnClose: false });
   });
 
-async function mount(mountpoint: string, o: MountFlags): Promise<void> {
+async function mount(mountpoint: string, o: MountFlags, tuning: Record<string, unknown> = {}): Promise<void> {
   const { runMount } = await import('./mount.ts');
+  const { checkCanMount } = await import('./mountcheck.ts');
+  await checkCanMount(mountpoint, { nonEmpty: o.nonEmpty === true });
   let flushIntervalMs: number | undefined;
   if (o.flushIntervalMs !== undefined) {
     flushIntervalMs = Number(o.flushIntervalMs);
@@ -193,12 +213,14 @@ async function mount(mountpoint: string, o: MountFlags): Promise<void> {
     ...(o.remote !== undefined ? { remote: o.remote } : {}),
     ...(o.token !== undefined ? { token: o.token } : {}),
     ...(o.takeover ? { takeover: true } : {}),
+    tuning: engineTuning(tuning),
     logger: logger(o.logLevel),
   });
 }
 
 registerSmbCommand(program);
 registerServeCommand(program);
+
 program
   .command('bench')
   .description('a quick self-check of a mounted directory: big file write/read, small files, stat')
@@ -213,11 +235,83 @@ program
     const { runBench } = await import('./bench.ts');
     await runBench({ dir, bigFileMiB: Number(o.bigFileSize), smallFileKiB: Number(o.smallFileSize), smallFiles: Number(o.smallFiles), threads: Number(o.threads), json: o.json });
   });
+// Register further commands above this line: what follows adds the settings options to all of them.
+
+program
+  .command('config')
+  .description('check the configuration file, show the settings a command would run with, or print the reference')
+  .argument('<action>', 'check, show or reference')
+  .argument('[command]', 'for show: the command whose settings to show (default mount)')
+  .addHelpText(
+    'after',
+    `
+Settings come from flags, then SILT_* environment variables, then the configuration file (--config
+FILE, else $SILT_CONFIG, else ./silt.json, else ~/.config/silt/config.json), then defaults.
+See docs/CONFIG.md and silt.example.json.
+
+Examples:
+  silt config check --config /etc/silt.json
+  silt config show serve --config /etc/silt.json      # each value and where it came from
+  silt config reference > docs/CONFIG-reference.md`,
+  )
+  .action(async (action: string, command: string | undefined, o: { config?: string }) => {
+    if (action === 'reference') {
+      process.stdout.write(configReference(program));
+      return;
+    }
+    if (action === 'check') {
+      const loc = locateConfig(o.config);
+      if (!loc) {
+        process.stdout.write('no configuration file (none given with --config or SILT_CONFIG; no ./silt.json or ~/.config/silt/config.json)\n');
+        return;
+      }
+      validateConfig(readConfigJson(loc.path), loc.path, program.commands);
+      process.stdout.write(`${loc.path} (found by ${loc.from}): valid\n`);
+      return;
+    }
+    if (action === 'show') {
+      const target = program.commands.find((c) => c.name() === (command ?? 'mount'));
+      if (!target) throw new CliError(`silt config show: no command ${command}; one of ${program.commands.map((c) => c.name()).join(', ')}`);
+      if (o.config !== undefined) target.setOptionValueWithSource('config', o.config, 'cli');
+      const r = applySettings(target, program);
+      process.stdout.write(JSON.stringify({ command: target.name(), file: r.file?.path ?? null, settings: r.values }, null, 2) + '\n');
+      return;
+    }
+    throw new CliError(`silt config: unknown action ${action}: use check, show or reference`);
+  });
+
+// Every command takes --config, --log-level and --log-format, and the tuning settings (caches,
+// queues, timeouts) of the layers it runs; flag > SILT_* > configuration file > default for all.
+for (const cmd of program.commands) {
+  const has = (long: string): boolean => cmd.options.some((opt) => opt.long === long);
+  if (!has('--config')) cmd.addOption(new Option('--config <file>', 'configuration file (default $SILT_CONFIG, ./silt.json, ~/.config/silt/config.json)'));
+  if (!has('--log-level')) cmd.addOption(new Option('--log-level <level>', 'debug, info, warn or error (default info)'));
+  if (!has('--log-format')) cmd.addOption(new Option('--log-format <format>', 'json or text (default: text on a terminal, else json)'));
+  for (const s of SETTINGS) {
+    if (s.tuning === undefined || !s.commands?.includes(cmd.name()) || has(flagName(s.key))) continue;
+    cmd.addOption(
+      new Option(`${flagName(s.key)} <${s.kind.t === 'int' && s.kind.unit === 'bytes' ? 'bytes' : s.kind.t === 'int' && s.kind.unit === 'ms' ? 'ms' : 'n'}>`, `${s.description} (default ${String(s.default)}; ${describeKind(s.kind)}; ${envName(s.key)})`).helpGroup(
+        'Limits and timeouts:',
+      ),
+    );
+  }
+}
+
+program.hook('preAction', (_root, actionCommand) => {
+  const r = applySettings(actionCommand, program);
+  const o = actionCommand.opts<Record<string, unknown>>();
+  configureLogging(o['logLevel'] as string | undefined, o['logFormat'] as string | undefined);
+  // A background mount's server process inherits these.
+  if (typeof o['logLevel'] === 'string') process.env['SILT_LOG_LEVEL'] = o['logLevel'];
+  if (typeof o['logFormat'] === 'string') process.env['SILT_LOG_FORMAT'] = o['logFormat'];
+  configureStore(engineTuning(o).store);
+  if (r.file) logger().debug('configuration file', { path: r.file.path, from: r.file.from });
+});
 
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  const e = describe(err);
+  const e = err instanceof ConfigError ? new CliError(err.message) : describe(err);
   process.stderr.write(`silt: ${e.message}\n`);
   process.exitCode = e.exitCode;
 }

@@ -33,7 +33,8 @@ import {
 } from '../fuse/index.ts';
 import { InstrumentedStore, openStore, type ObjectStore } from '../objstore/index.ts';
 import { FsError, parseListen, serveMetrics } from '../util/index.ts';
-import { stderrLogger, type Logger } from '../util/index.ts';
+import type { EngineTuning } from './config.ts';
+import { defaultLogLevel, stderrLogger, type Logger } from '../util/index.ts';
 
 export interface RunMountOptions {
   /** Store URL: file:PATH, memory:NAME, swift+http://..., s3+http://... */
@@ -57,6 +58,8 @@ export interface RunMountOptions {
   token?: string;
   /** Take the volume's owner lease even from a live owner (which is then fenced). */
   takeover?: boolean;
+  /** Caches, queues and timeouts from the settings (src/cli/config.ts); absent ones keep the layers' defaults. */
+  tuning?: EngineTuning;
   logger: Logger;
   /** Called once the mount answers (foreground), e.g. to print where it is. */
   onReady?: (info: { mountpoint: string; pid: number }) => void;
@@ -241,7 +244,8 @@ async function connectRemote(opts: RunMountOptions, log: Logger): Promise<Mounte
 }
 
 async function openLocal(opts: RunMountOptions, mountpoint: string, log: Logger): Promise<{ fsys: SiltFileSystem; lease?: VolumeLease }> {
-  const store = new InstrumentedStore(await openStore(opts.store, { create: opts.mkfs }));
+  const t = opts.tuning;
+  const store = new InstrumentedStore(await openStore(opts.store, { create: opts.mkfs, ...t?.store }));
   const open = (): Promise<SiltFileSystem> =>
     openFileSystem({
       store,
@@ -251,6 +255,8 @@ async function openLocal(opts: RunMountOptions, mountpoint: string, log: Logger)
       syncOnClose: opts.syncOnClose,
       logger: log,
       ...(opts.flushIntervalMs !== undefined && { flushIntervalMs: opts.flushIntervalMs }),
+      ...(t && { volumeOptions: t.volume, inode: t.inode }),
+      ...(t?.gcIntervalMs !== undefined && { gcIntervalMs: t.gcIntervalMs }),
     });
   try {
     // A snapshot is read-only: it writes nothing, so it needs no lease.
@@ -488,7 +494,8 @@ async function waitExit(pid: number, timeoutMs: number): Promise<boolean> {
 // Run as the detached server of `runMount({background: true})`.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href && process.env[CHILD_ENV]) {
   const o = JSON.parse(process.env[CHILD_ENV]) as Omit<RunMountOptions, 'logger'>;
-  const logger = stderrLogger('info');
+  // The parent's --log-level/--log-format arrive as SILT_LOG_LEVEL/SILT_LOG_FORMAT.
+  const logger = stderrLogger(defaultLogLevel());
   runMount({ ...o, background: false, logger }).then(
     () => process.exit(0),
     (e: unknown) => {
