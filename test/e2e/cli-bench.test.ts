@@ -87,7 +87,7 @@ describe('silt bench', () => {
     });
 
     it('the real command measures the mount with 2 threads and cleans up after itself', async () => {
-      const r = await sh(`${silt} bench ${q(mnt)} --big-file-size 8 --small-files 25 --small-file-size 8 -p 2 --json`, { timeoutMs: 90_000 });
+      const r = await sh(`${silt} bench ${q(mnt)} --big-file-size 4 --small-files 10 --small-file-size 8 -p 2 --json`, { timeoutMs: 90_000 });
       assert.equal(r.code, 0, r.stderr);
       checkReport(JSON.parse(r.stdout) as Report, mnt, 2);
       for (const name of PHASES) assert.match(r.stderr, new RegExp(`${name} +\\[#{30}\\] +\\d+/\\d+ 100%`));
