@@ -20,10 +20,13 @@ import { MountTable, openFileSystem, type SiltFileSystem } from '../fs/index.ts'
 import { DEFAULT_RPC_PORT, parseAddress, startRpcServer } from '../rpc/index.ts';
 import { FsError } from '../util/index.ts';
 import { CliError, DEFAULT_STORE, DEFAULT_VOLUME, connect, describe, logger } from './common.ts';
+import { engineTuning } from './config.ts';
+import { parseListen, serveMetrics } from '../util/index.ts';
 import { addHttpOptions, startHttp, type HttpFlags } from './objapi.ts';
+import { addAdminOptions, startAdmin, type AdminFlags } from './admin-web.ts';
 import { mountLocal, openOwned, type LocalMount } from './mount.ts';
 
-export interface ServeFlags extends HttpFlags {
+export interface ServeFlags extends HttpFlags, AdminFlags {
   store: string;
   volume: string;
   mkfs: boolean;
@@ -39,6 +42,8 @@ export interface ServeFlags extends HttpFlags {
   syncOnClose: boolean;
   flushIntervalMs?: string;
   logLevel?: string;
+  /** Serve Prometheus metrics at HOST:PORT (GET /metrics). */
+  metrics?: string;
 }
 
 /** Where a generated token goes unless --token-file says otherwise. */
@@ -58,6 +63,14 @@ function writeTokenFile(file: string, token: string): void {
 export async function runServe(o: ServeFlags): Promise<void> {
   const log = logger(o.logLevel);
   const rpcAddress = o.listen ?? o.rpc;
+  // Caches, queues and timeouts from flags, SILT_* or the configuration file (src/cli/config.ts).
+  const tuning = engineTuning(o as unknown as Record<string, unknown>);
+  if (o.metrics !== undefined) {
+    // First: a busy port fails before the volume is opened.
+    const { host, port } = parseListen(o.metrics, 9464);
+    const m = await serveMetrics(host, port);
+    log.info('metrics served', { url: `http://${m.address}/metrics` });
+  }
   let addr: { host: string; port: number };
   try {
     addr = parseAddress(rpcAddress);
@@ -94,6 +107,9 @@ export async function runServe(o: ServeFlags): Promise<void> {
           syncOnClose: o.syncOnClose,
           logger: log,
           ...(flushIntervalMs !== undefined && { flushIntervalMs }),
+          volumeOptions: tuning.volume,
+          inode: tuning.inode,
+          ...(tuning.gcIntervalMs !== undefined && { gcIntervalMs: tuning.gcIntervalMs }),
         }),
     }));
   } catch (e) {
@@ -111,7 +127,7 @@ export async function runServe(o: ServeFlags): Promise<void> {
   const mounts = new MountTable([[o.volume, fsys]]);
   let server: Awaited<ReturnType<typeof startRpcServer>>;
   try {
-    server = await startRpcServer({ mounts, token, host: addr.host, port: addr.port, logger: log });
+    server = await startRpcServer({ mounts, token, host: addr.host, port: addr.port, logger: log, limits: tuning.rpc });
   } catch (e) {
     await fsys.close().catch(() => {});
     await lease.release().catch(() => {});
@@ -167,6 +183,7 @@ export async function runServe(o: ServeFlags): Promise<void> {
       clearInterval(fenceWatch);
       // The local mount first (lazily if busy: open files are served until they close).
       await local?.unmount();
+      await admin?.server.close();
       await http?.api.close();
       await server.close();
       if (fenced) {
@@ -195,6 +212,15 @@ export async function runServe(o: ServeFlags): Promise<void> {
   lease.start(() => void stop('the owner lease was taken over by another process', true));
   // `silt umount` of the local mount (or umount(8)) stops the whole server, as for a plain mount.
   void local?.server.closed.then(() => void stop('local mount unmounted'));
+  let admin: Awaited<ReturnType<typeof startAdmin>>;
+  try {
+    admin = await startAdmin(o, fsys, o.volume, log, { 'JSON-RPC': where, ...(http && { 'object API': http.api.url }) });
+  } catch (e) {
+    await stop('the admin pages could not start');
+    throw e;
+  }
+  if (stopping) await admin?.server.close(); // stopped (fenced) while the pages were starting
+  else if (admin) process.stdout.write(admin.line);
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
     if (++signals > 1) {
@@ -229,8 +255,9 @@ export function registerServeCommand(program: Command): void {
     .option('--token-file <path>', 'where to write a generated token (default ~/.silt/rpc-token-HOST-PORT)')
     .option('--sync-on-close', 'RpcRelease of a written file returns after a durable commit', false)
     .option('--flush-interval-ms <ms>', 'commit dirty state at least this often (default 1000)')
-    .option('--log-level <level>', 'debug, info, warn or error');
-  addHttpOptions(cmd)
+    .option('--log-level <level>', 'debug, info, warn or error')
+    .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics');
+  addAdminOptions(addHttpOptions(cmd))
     .addHelpText(
       'after',
       `
@@ -244,7 +271,8 @@ Examples:
   silt serve --store file:/srv/silt --mkfs
   silt serve --store file:/srv/silt --mount /mnt/silt      # RPC and a local FUSE mount
   SILT_TOKEN=secret silt serve --store file:/srv/silt --rpc 0.0.0.0:12345
-  silt serve --store file:/srv/silt --http --http-user test:tester --http-key testing`,
+  silt serve --store file:/srv/silt --http --http-user test:tester --http-key testing
+  silt serve --store file:/srv/silt --admin --http-user ops --http-key secret   # web pages on 127.0.0.1:8099`,
     )
     .action(async (o: ServeFlags) => {
       await runServe(o);
