@@ -137,7 +137,7 @@ export function describe(err: unknown, context?: string, storeUrl?: string): Cli
   if (err instanceof CorruptionError) return new CliError(`${pre}the volume is damaged: ${err.message} (run silt fsck)`);
   if (err instanceof Error) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') return new CliError(`${pre}${err.message}: the address is in use; stop what listens there, or choose another port`);
+    if (code === 'EADDRINUSE' && !/in use/.test(err.message)) return new CliError(`${pre}${err.message}: the address is in use; stop what listens there, or choose another port`);
     return new CliError(`${pre}${err.message}`);
   }
   return new CliError(`${pre}${String(err)}`);

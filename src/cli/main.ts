@@ -193,6 +193,13 @@ async function mount(mountpoint: string, o: MountFlags, tuning: Record<string, u
   const { runMount } = await import('./mount.ts');
   const { checkCanMount } = await import('./mountcheck.ts');
   await checkCanMount(mountpoint, { nonEmpty: o.nonEmpty === true });
+  if (o.metrics !== undefined && o.background) {
+    // The background server would fail on a busy port only in its log: try the port here first.
+    const { parseListen, serveMetrics } = await import('../util/index.ts');
+    const { host, port } = parseListen(o.metrics, 9464);
+    const probe = await serveMetrics(host, port);
+    await new Promise((r) => probe.server.close(r));
+  }
   let flushIntervalMs: number | undefined;
   if (o.flushIntervalMs !== undefined) {
     flushIntervalMs = Number(o.flushIntervalMs);

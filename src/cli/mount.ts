@@ -129,6 +129,13 @@ export async function runMount(opts: RunMountOptions): Promise<void> {
   if (stale === 'cleaned') log.warn('cleaned a stale mount left by a server that died', { mountpoint });
   await fs.promises.mkdir(mountpoint, { recursive: true });
 
+  // Metrics first: a port in use fails the mount before anything is opened or mounted.
+  if (opts.metrics !== undefined) {
+    const { host, port } = parseListen(opts.metrics, 9464);
+    const m = await serveMetrics(host, port);
+    log.info('metrics served', { url: `http://${m.address}/metrics` });
+  }
+
   // --remote: the volume is owned by a `silt serve` elsewhere; this mount is an agent over RPC.
   if (opts.remote !== undefined) return serveMounted(opts, mountpoint, await connectRemote(opts, log), log);
   const { fsys, lease } = await openLocal(opts, mountpoint, log);
@@ -379,11 +386,6 @@ async function serveMounted(opts: RunMountOptions, mountpoint: string, fsys: Mou
     onSignal('SIGTERM');
   });
 
-  if (opts.metrics !== undefined) {
-    const { host, port } = parseListen(opts.metrics, 9464);
-    const m = await serveMetrics(host, port);
-    log.info('metrics served', { url: `http://${m.address}/metrics` });
-  }
 
   const st = await statWithTimeout(mountpoint, 10_000);
   if (!st.ok) log.warn('the new mount does not answer stat', { code: st.code });

@@ -105,13 +105,27 @@ export async function serveMetrics(host: string, port: number): Promise<{ server
     );
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e: NodeJS.ErrnoException) => reject(listenError(e, host, port, 'metrics')));
     server.listen(port, host, () => resolve());
   });
   server.unref();
   const a = server.address();
   const address = typeof a === 'object' && a ? `${a.address}:${a.port}` : String(a);
   return { server, address };
+}
+
+/** A listen failure as one line naming the address and the fix; `code` (EADDRINUSE, ...) kept. */
+export function listenError(e: NodeJS.ErrnoException, host: string, port: number, what: string): Error {
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const why =
+    e.code === 'EADDRINUSE'
+      ? `the address is in use (EADDRINUSE): stop what listens there, or choose another port`
+      : e.code === 'EACCES'
+        ? `permission denied (EACCES): ports below 1024 need root; choose a port above 1023`
+        : e.code === 'EADDRNOTAVAIL'
+          ? `no such local address (EADDRNOTAVAIL): use an address of this machine, or 127.0.0.1`
+          : e.message;
+  return Object.assign(new Error(`cannot serve ${what} on ${where}: ${why}`, { cause: e }), { code: e.code });
 }
 
 /** Parse "HOST:PORT" (or ":PORT", or "[v6]:PORT"); loopback when the host is omitted. */
