@@ -19,6 +19,7 @@
  */
 export { startObjectApi, defaultLimits, type ObjectApi, type ObjectApiOptions } from './server.ts';
 export type { Credential } from './auth.ts';
+export type { ChangeSink } from './notify.ts';
 export type { ObjectApiLimits, ObjectApiStats } from './context.ts';
 export { toApiError, ApiError } from './errors.ts';
 export { MD5_XATTR } from './etag.ts';

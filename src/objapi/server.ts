@@ -14,6 +14,7 @@ import { toApiError, type ApiError } from './errors.ts';
 import { EtagCache } from './etag.ts';
 import { Gate } from './gate.ts';
 import { Namespace } from './namespace.ts';
+import { notifying, type ChangeSink } from './notify.ts';
 import { parseTarget } from './paths.ts';
 import { s3Request, s3Error } from './s3.ts';
 import { swiftRequest, swiftError } from './swift.ts';
@@ -39,6 +40,11 @@ export interface ObjectApiOptions {
   dirCacheEntriesMax?: number;
   /** Concurrent connections (default 1024). */
   connectionsMax?: number;
+  /**
+   * A FUSE mount of the same volume in this process (FuseServer fits): told of every change the
+   * API makes, so the kernel's caches never hide a completed PUT or DELETE from the mount.
+   */
+  notify?: ChangeSink;
 }
 
 export interface ObjectApi {
@@ -66,12 +72,13 @@ const noop = (): void => {};
 export async function startObjectApi(o: ObjectApiOptions): Promise<ObjectApi> {
   const log = o.logger ?? nullLogger;
   const limits = { ...defaultLimits, ...o.limits };
-  const etags = new EtagCache(o.fs, log, new Gate(limits.md5ComputesMax));
+  const fs = o.notify ? notifying(o.fs, o.notify, log) : o.fs;
+  const etags = new EtagCache(fs, log, new Gate(limits.md5ComputesMax));
   const streams = new Gate(limits.streamsMax);
   const stats: ObjectApiStats = { requests: 0, status2xx: 0, status3xx: 0, status4xx: 0, status5xx: 0, bytesIn: 0, bytesOut: 0 };
   const ctx: Ctx = {
-    fs: o.fs,
-    ns: new Namespace(o.fs, etags, log, { dirCacheEntriesMax: o.dirCacheEntriesMax ?? 1_000_000, streams }),
+    fs,
+    ns: new Namespace(fs, etags, log, { dirCacheEntriesMax: o.dirCacheEntriesMax ?? 1_000_000, streams }),
     etags,
     auth: new Authenticator(o.credentials, o.tokenTtlMs ?? 24 * 3600 * 1000, o.tokenSecret),
     log,
