@@ -1,22 +1,46 @@
 import { checkVolume, type FsckReport } from '../fsck/index.ts';
-import { Volume, collectGarbage, validateVolumeName } from '../headhunter/index.ts';
+import { Volume, collectGarbage, readCommit, segmentsReferencedBy, validateVolumeName } from '../headhunter/index.ts';
 import { mkfs, openFileSystem, type SiltFileSystem } from '../fs/index.ts';
 import { cleanSegments, type CleanReport } from '../inode/index.ts';
 import { listAll } from '../objstore/index.ts';
+import { segmentKey } from '../segment/index.ts';
 import { CliError, Progress, connect, describe, formatAge, formatBytes, type StoreFlags } from './common.ts';
+
+/** A progress bar: `[#####.....] 50/100 (50%)`, or just the count when the total is unknown. */
+export function progressBar(done: number, total: number | undefined, width = 24): string {
+  if (total === undefined || total <= 0) return String(done);
+  const frac = Math.min(1, Math.max(0, done / total));
+  const n = Math.round(frac * width);
+  return `[${'#'.repeat(n)}${'.'.repeat(width - n)}] ${done}/${total} (${Math.round(frac * 100)}%)`;
+}
 
 export async function runMkfs(f: StoreFlags): Promise<void> {
   validate(f.volume);
+  const t0 = Date.now();
+  const progress = new Progress();
+  progress.update(`mkfs: connecting to ${f.store}...`);
   const store = await connect(f.store, true);
   try {
+    // On a remote store each step is a round trip or more: say which one we are waiting for.
+    progress.update(`mkfs: creating volume ${f.volume} in ${store.capabilities.description} (superblock, root directory, first commit)...`);
     const v = await mkfs(store, f.volume);
+    progress.update(`mkfs: checking what was written...`);
+    let objects = 0;
+    let bytes = 0;
+    for await (const o of listAll(store, v.prefix)) {
+      objects++;
+      bytes += o.size;
+    }
+    progress.done();
     process.stdout.write(
-      `Created volume ${f.volume} in ${store.capabilities.description} (commit ${v.lastCommit.seq}).\n` +
+      `Created volume ${f.volume} in ${store.capabilities.description} (commit ${v.lastCommit.seq}; ` +
+        `${objects} objects, ${formatBytes(bytes)}; ${((Date.now() - t0) / 1000).toFixed(1)} s).\n` +
         `Mount it with: npx silt mount --store ${f.store} --volume ${f.volume} MOUNTPOINT\n`,
     );
   } catch (err) {
     throw describe(err, `mkfs ${f.volume}`);
   } finally {
+    progress.done();
     await store.close();
   }
 }
@@ -32,7 +56,13 @@ export async function runFsck(f: StoreFlags & { json: boolean; data: boolean }):
       verifyData: f.data,
       onProgress: (p) =>
         progress.update(
-          p.phase === 'inodes' ? `fsck: checked ${p.inodesChecked} of ${p.inodesTotal ?? '?'} inodes` : `fsck: ${p.phase}...`,
+          p.phase === 'inodes'
+            ? `fsck: inodes ${progressBar(p.inodesChecked, p.inodesTotal)}`
+            : p.phase === 'commit'
+              ? 'fsck: reading the newest commit...'
+              : p.phase === 'store'
+                ? 'fsck: listing the store...'
+                : 'fsck: checking snapshots...',
         ),
     });
   } catch (err) {
@@ -51,7 +81,8 @@ export async function runFsck(f: StoreFlags & { json: boolean; data: boolean }):
     process.stdout.write(
       `fsck ${f.volume}: commit ${s.commitSeq}; ${s.inodes} inodes (${s.files} files, ${s.directories} directories, ` +
         `${s.symlinks} symlinks); ${formatBytes(s.fileBytes)} in files; ${s.treeNodes} tree nodes and ` +
-        `${s.dataRecordsVerified} data records verified; ${errors.length} errors, ${warnings.length} warnings: ` +
+        `${s.dataRecordsVerified} data records verified; ${s.snapshots} snapshots; ${s.storeObjects} objects ` +
+        `(${formatBytes(s.storeBytes)}) in the store; ${errors.length} errors, ${warnings.length} warnings: ` +
         `${report.clean ? 'clean' : 'PROBLEMS FOUND'}\n`,
     );
   }
@@ -164,7 +195,7 @@ export async function runGc(
       clean = await cleanSegments(fs.inodes, {
         utilizationMax: f.utilization,
         segmentsMax: 1_000_000,
-        onProgress: (p) => progress.update(`gc: cleaned ${p.segmentsDone} of ${p.segmentsTotal} segments`),
+        onProgress: (p) => progress.update(`gc: cleaning segments ${progressBar(p.segmentsDone, p.segmentsTotal)}`),
       });
       if (clean.recordsMoved > 0) {
         // One more commit, so the fallback commit no longer names the cleaned segments either.
@@ -176,7 +207,7 @@ export async function runGc(
       dryRun: f.dryRun,
       graceMs: 0,
       onProgress: (p) =>
-        progress.update(p.phase === 'scan' ? `gc: scanned ${p.done} objects` : `gc: deleted ${p.done} of ${p.total ?? '?'} objects`),
+        progress.update(p.phase === 'scan' ? `gc: scanned ${p.done} objects...` : `gc: deleting ${progressBar(p.done, p.total)}`),
     });
     progress.done();
     if (f.json) {
@@ -190,7 +221,8 @@ export async function runGc(
       : '';
     process.stdout.write(
       `gc ${f.volume}: ${cleaned}scanned ${r.objectsScanned} objects (${formatBytes(r.bytesScanned)}); ${verb} ${count} ` +
-        `(${formatBytes(f.dryRun ? r.candidateBytes : r.bytesFreed)}), ${r.orphanDataSegments} of them unreferenced data segments; ` +
+        `(${formatBytes(f.dryRun ? r.candidateBytes : r.bytesFreed)}), ${r.orphanDataSegments} of them unreferenced data segments ` +
+        `and ${r.strayObjects} stray objects${r.waiting > 0 ? `, ${r.waiting} left for a later pass` : ''}; ` +
         `${formatBytes(r.liveBytes)} live, ${(r.utilization * 100).toFixed(1)}% of what remains\n`,
     );
   } catch (err) {
@@ -236,8 +268,20 @@ export async function runSnapshot(
       process.stdout.write(`Created snapshot ${s.name} of volume ${f.volume} (commit ${s.seq}).\n` +
         `Mount it read-only with: npx silt mount --store ${f.store} --volume ${f.volume} --snapshot ${s.name} MOUNTPOINT\n`);
     } else {
-      await v.deleteSnapshot(name!);
-      process.stdout.write(`Deleted snapshot ${name} of volume ${f.volume}; silt gc reclaims its space.\n`);
+      const progress = new Progress();
+      try {
+        progress.update(`snapshot delete: finding what only ${name} references...`);
+        const only = await heldOnlyBy(v, name!, (done, total) => progress.update(`snapshot delete: sizing segments ${progressBar(done, total)}`));
+        progress.update(`snapshot delete: committing...`);
+        await v.deleteSnapshot(name!);
+        progress.done();
+        process.stdout.write(
+          `Deleted snapshot ${name} of volume ${f.volume}: ${only.segments} segments (${formatBytes(only.bytes)}) ` +
+            `were kept only for it; silt gc (or the server's background gc) reclaims them.\n`,
+        );
+      } finally {
+        progress.done();
+      }
     }
     await v.close();
   } catch (err) {
@@ -245,4 +289,29 @@ export async function runSnapshot(
   } finally {
     await store.close();
   }
+}
+
+/**
+ * The segments a snapshot alone keeps alive (no other snapshot and none of the newest two commits
+ * reference them) and their stored size: what deleting it will let gc reclaim. ENOENT if absent.
+ */
+async function heldOnlyBy(v: Volume, name: string, onProgress: (done: number, total: number) => void): Promise<{ segments: number; bytes: number }> {
+  const snap = v.snapshots.find((s) => s.name === name);
+  if (!snap) return { segments: 0, bytes: 0 }; // deleteSnapshot says ENOENT
+  const mine = new Set((await segmentsReferencedBy(v, await readCommit(v.store, v.prefix, snap.seq))).keys());
+  mine.add(snap.seq * 2); // its commit segment
+  const others = [v.lastCommit.seq, v.lastCommit.seq - 1, ...v.snapshots.filter((s) => s.name !== name).map((s) => s.seq)];
+  for (const seq of others) {
+    if (seq < 1) continue;
+    mine.delete(seq * 2);
+    const c = seq === v.lastCommit.seq ? v.lastCommit : await readCommit(v.store, v.prefix, seq).catch(() => undefined);
+    if (c) for (const seg of (await segmentsReferencedBy(v, c)).keys()) mine.delete(seg);
+  }
+  let bytes = 0;
+  let done = 0;
+  for (const seg of mine) {
+    bytes += (await v.store.head(segmentKey(v.prefix, seg)))?.size ?? 0;
+    if (++done % 20 === 0) onProgress(done, mine.size);
+  }
+  return { segments: mine.size, bytes };
 }
