@@ -3,8 +3,15 @@ import { test } from 'node:test';
 import { checkVolume } from '../../src/fsck/index.ts';
 import { openFileSystem, rootIdentity as root, type SiltFileSystem } from '../../src/fs/index.ts';
 import { collectGarbage } from '../../src/headhunter/index.ts';
+import { cleanSegments } from '../../src/inode/index.ts';
 import { MemoryStore } from '../../src/objstore/index.ts';
 import { FsError } from '../../src/util/index.ts';
+
+function storedBytes(store: MemoryStore): number {
+  let n = 0;
+  for (const [k, v] of store.snapshot()) if (k.includes('/log/') || k.includes('/seg/')) n += v.length;
+  return n;
+}
 
 async function readAll(fs: SiltFileSystem, path: string): Promise<Buffer> {
   const a = await fs.lookupPath(root, path);
@@ -50,6 +57,69 @@ test('a snapshot keeps the old state readable through overwrites, deletes and gc
   assert.ok(gc2.bytesFreed >= 400 * 1024, `freed ${gc2.bytesFreed} after deleting the snapshot (gc before: ${gc1.bytesFreed})`);
   await live.close();
   await assert.rejects(openFileSystem({ store, snapshot: 'before' }), (e: unknown) => e instanceof FsError && e.errno === 'ENOENT');
+  const rep = await checkVolume(store, 'default');
+  assert.ok(rep.clean, JSON.stringify(rep.problems));
+});
+
+test('through /.snapshot, a snapshot stays byte-identical while the live tree is rewritten, deleted, cleaned and collected; deleting it returns the space', async () => {
+  const store = new MemoryStore();
+  const vo = { segmentBytesMax: 128 * 1024 };
+  const fs = await openFileSystem({ store, create: true, flushIntervalMs: 0, gcIntervalMs: 0, volumeOptions: vo, inode: { largeRunBytes: 32 * 1024 } });
+  const original = new Map<string, Buffer>();
+  const d = await fs.mkdir(root, 1, 'tree', 0o755);
+  for (let i = 0; i < 12; i++) {
+    const data = Buffer.alloc(20_000 + i * 15_000);
+    for (let j = 0; j < data.length; j++) data[j] = (i * 7 + j * 13) & 0xff;
+    const a = await fs.create(root, d.ino, `f${i}`, 0o644);
+    await fs.write(root, a.ino, 0, data);
+    original.set(`f${i}`, data);
+  }
+  await fs.volume.createSnapshot('frozen');
+  const check = async (when: string): Promise<void> => {
+    for (const [name, want] of original) {
+      assert.deepEqual(await readAll(fs, `.snapshot/frozen/tree/${name}`), want, `${when}: ${name}`);
+    }
+  };
+  await check('at once');
+  for (let round = 0; round < 4; round++) {
+    for (let i = 0; i < 12; i++) {
+      const name = `f${i}`;
+      const cur = await fs.lookup(root, d.ino, name).catch(() => undefined);
+      if (round % 2 === 1 && cur) {
+        await fs.unlink(root, d.ino, name);
+        continue;
+      }
+      const a = cur ?? (await fs.create(root, d.ino, name, 0o644));
+      await fs.write(root, a.ino, 0, Buffer.alloc(40_000, round + 1));
+    }
+    await fs.sync();
+    await cleanSegments(fs.inodes, { utilizationMax: 0.9, segmentsMax: 1000 });
+    fs.volume.markChanged();
+    await fs.sync();
+    await collectGarbage(fs.volume, {});
+    await check(`after round ${round}`);
+  }
+  await fs.rmdir(root, 1, 'tree').catch(async () => {
+    for (const e of await fs.readdir(root, d.ino, 0n, 100)) if (e.name !== '.' && e.name !== '..') await fs.unlink(root, d.ino, e.name);
+    await fs.rmdir(root, 1, 'tree');
+  });
+  await fs.sync();
+  await collectGarbage(fs.volume, {});
+  await check('after the live tree is gone');
+  const held = storedBytes(store);
+  await fs.volume.deleteSnapshot('frozen');
+  for (let i = 0; i < 3; i++) {
+    fs.volume.markChanged();
+    await fs.sync();
+  }
+  const g = await collectGarbage(fs.volume, {});
+  const after = storedBytes(store);
+  let snapBytes = 0;
+  for (const b of original.values()) snapBytes += b.length;
+  assert.ok(held - after >= snapBytes, `deleting the snapshot returned ${held - after} bytes of its ${snapBytes}`);
+  assert.ok(after <= 1.2 * g.liveBytes + 64 * 1024, `stored ${after} for ${g.liveBytes} live`);
+  await assert.rejects(fs.lookupPath(root, '.snapshot/frozen'), (e: unknown) => e instanceof FsError && e.errno === 'ENOENT');
+  await fs.close();
   const rep = await checkVolume(store, 'default');
   assert.ok(rep.clean, JSON.stringify(rep.problems));
 });
