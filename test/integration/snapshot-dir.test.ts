@@ -4,7 +4,9 @@ import { checkVolume } from '../../src/fsck/index.ts';
 import { O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, S_IFDIR, S_IFMT, W_OK, openFileSystem, rootIdentity as root, type SiltFileSystem } from '../../src/fs/index.ts';
 import { SNAPSHOT_DIR_INO } from '../../src/fs/index.ts';
 import { MemoryStore } from '../../src/objstore/index.ts';
+import { RpcClient } from '../../src/rpc/index.ts';
 import { FsError } from '../../src/util/index.ts';
+import { TOKEN, startInProcess } from '../support/rpc-harness.ts';
 
 const errno = (code: string) => (e: unknown) => e instanceof FsError && e.errno === code;
 
@@ -164,5 +166,29 @@ test('a snapshot view has no /.snapshot of its own', async () => {
     await assert.rejects(view.lookup(root, 1, '.snapshot'), errno('ENOENT'));
   } finally {
     await view.close();
+  }
+});
+
+test('/.snapshot through RPC (RpcClient against an in-process server): lookup, read, EROFS', async () => {
+  const srv = await startInProcess();
+  const client = await RpcClient.connect({ port: srv.server.port, token: TOKEN });
+  try {
+    const f = await srv.fsys.create(root, 1, 'r.txt', 0o644);
+    await srv.fsys.write(root, f.ino, 0, Buffer.from('as it was'));
+    await srv.fsys.volume.createSnapshot('rpc');
+    await srv.fsys.write(root, f.ino, 0, Buffer.from('AS IT IS!'));
+    const dir = await client.lookup(root, 1, '.snapshot');
+    assert.equal(dir.ino, SNAPSHOT_DIR_INO);
+    assert.deepEqual((await client.readdir(root, dir.ino, 0n, 100)).map((e) => e.name).sort(), ['.', '..', 'rpc']);
+    const snapRoot = await client.lookup(root, dir.ino, 'rpc');
+    const a = await client.lookup(root, snapRoot.ino, 'r.txt');
+    assert.ok(a.ino > SNAPSHOT_DIR_INO);
+    assert.equal(Buffer.from(await client.read(root, a.ino, 0, a.size)).toString(), 'as it was');
+    await assert.rejects(client.write(root, a.ino, 0, Buffer.from('x')), errno('EROFS'));
+    await assert.rejects(client.create(root, snapRoot.ino, 'new', 0o644), errno('EROFS'));
+    await assert.rejects(client.mkdir(root, 1, '.snapshot', 0o755), errno('EEXIST'));
+  } finally {
+    await client.close();
+    await srv.close();
   }
 });
