@@ -139,7 +139,7 @@ program
   .option('--token <token>', 'the RPC token of the --remote server (default SILT_TOKEN)')
   .option('--takeover', "take the volume's owner lease even from a live owner (it is fenced at its next commit)")
   .option('--log-level <level>', 'debug, info, warn or error')
-  .addHelpText('after', '\nExamples:\n  silt mount --store file:/tmp/v /mnt/v --mkfs\n  SILT_TOKEN=... silt mount --remote 10.0.0.5:8091 /mnt/v\n  silt mount --store file:/tmp/v /mnt/snap --snapshot nightly\n  silt umount /mnt/v')
+  .addHelpText('after', '\nExamples:\n  silt mount --store file:/tmp/v /mnt/v --mkfs\n  SILT_TOKEN=... silt mount --remote 10.0.0.5:12345 /mnt/v\n  silt mount --store file:/tmp/v /mnt/snap --snapshot nightly\n  silt umount /mnt/v')
   .option('--non-empty', 'mount even over a directory that holds files (they are hidden while mounted)', false)
   .action(async (mountpoint: string, o: MountFlags) => {
     await mount(mountpoint, o, o as unknown as Record<string, unknown>);
