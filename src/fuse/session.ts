@@ -11,7 +11,7 @@
  */
 import * as fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { ERRNO } from '../util/index.ts';
+import { ERRNO, metrics } from '../util/index.ts';
 import type { Logger } from '../util/index.ts';
 import { EINVAL, ENOSYS, Interrupted, errnoFor } from './errors.ts';
 import type { FuseRequest, RawFileSystem, SetattrIn } from './raw.ts';
@@ -410,6 +410,9 @@ export class FuseSession {
     this.inFlight.set(unique, flight);
     const req = new Request(opcode, unique, nodeid, uid, gid, pid, flight);
     if (this.trace) this.logger.debug('fuse <-', { op: opName(opcode), unique, nodeid, uid, pid });
+    // Every answered request: silt_ops_total{frontend="fuse",op,outcome} and silt_op_seconds.
+    const op = opName(opcode).toLowerCase();
+    const endTimer = metrics.opSeconds.startTimer({ frontend: 'fuse', op });
     let p: Promise<void>;
     try {
       p = this.dispatch(req, body);
@@ -419,11 +422,16 @@ export class FuseSession {
     p.then(
       () => {
         this.inFlight.delete(unique);
+        endTimer();
+        metrics.ops.inc({ frontend: 'fuse', op, outcome: 'ok' });
         if (this.trace) this.logger.debug('fuse ->', { op: opName(opcode), unique });
       },
       (e: unknown) => {
         this.inFlight.delete(unique);
+        endTimer();
         const { errno, expected } = errnoFor(e);
+        const code = (e as { errno?: unknown }).errno;
+        metrics.ops.inc({ frontend: 'fuse', op, outcome: typeof code === 'string' ? code : expected ? `errno_${errno}` : 'EIO' });
         if (e instanceof WireError) {
           this.logger.error('fuse: malformed request', { op: opName(opcode), error: e.message });
           this.send(unique, EINVAL);

@@ -125,6 +125,7 @@ export async function collectGarbage(vol: Volume, opts: GcOptions = {}): Promise
     for await (const o of listAll(vol.store, `${vol.prefix}${kind}`)) {
       report.objectsScanned++;
       report.bytesScanned += o.size;
+      if (!opts.dryRun) metrics.gcObjectsScanned.inc();
       if (report.objectsScanned % 500 === 0) opts.onProgress?.({ phase: 'scan', done: report.objectsScanned });
       const name = o.key.slice(vol.prefix.length + kind.length);
       const stray = !SEGMENT_NAME.test(name);
@@ -164,6 +165,8 @@ export async function collectGarbage(vol: Volume, opts: GcOptions = {}): Promise
       seen.delete(v.key);
       report.deleted++;
       report.bytesFreed += v.size;
+      metrics.gcDeletedObjects.inc();
+      metrics.gcBytesFreed.inc(v.size);
       done++;
       if (done % 50 === 0) opts.onProgress?.({ phase: 'delete', done, total: victims.length });
     }
@@ -172,8 +175,10 @@ export async function collectGarbage(vol: Volume, opts: GcOptions = {}): Promise
   }
   report.utilization = storedBytes > 0 ? Math.min(1, liveBytes / storedBytes) : 1;
   if (!opts.dryRun) {
-    metrics.gcDeletedObjects.inc(report.deleted);
-    metrics.gcBytesFreed.inc(report.bytesFreed);
+    metrics.gcPasses.inc();
+    metrics.gcLastPassTimestamp.set(Date.now() / 1000);
+    metrics.gcLastPassSeconds.set((Date.now() - now) / 1000);
+    metrics.segmentObjects.set(report.objectsScanned - report.deleted);
     metrics.liveBytes.set(liveBytes);
     metrics.storedBytes.set(storedBytes);
   }

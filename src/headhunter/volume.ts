@@ -23,6 +23,7 @@ import {
   StoreError,
   assert,
   metrics,
+  registerDirtySource,
   nullLogger,
   type Logger,
 } from '../util/index.ts';
@@ -128,6 +129,8 @@ export class Volume {
   private headWrite: Promise<void> = Promise.resolve();
   private fencedError: Error | null = null;
   private closed = false;
+  /** Stops counting this volume in silt_dirty_bytes (at close). */
+  private readonly unregisterDirty: () => void;
   /** The last durable commit. */
   lastCommit: CommitRecord;
   private snapshotList: SnapshotRef[];
@@ -168,6 +171,7 @@ export class Volume {
       { store, volumePrefix: prefix, cacheBytesMax: opts.cacheBytesMax, readAheadBytes: opts.readAheadBytes },
       this.writer,
     );
+    this.unregisterDirty = registerDirtySource(this, (v) => v.writer.bufferedBytes);
     this.segTableStore = {
       readNode: (loc: NodeLoc) => this.reader.read(loc, RecordType.NODE),
       writeNode: (payload: Uint8Array, owner: number) => this.writer.appendNode(payload, owner, 0),
@@ -423,6 +427,7 @@ export class Volume {
       await this.headWrite;
     }
     this.closed = true;
+    this.unregisterDirty();
   }
 
   // ------------------------------------------------------------------ creation and recovery

@@ -11,7 +11,7 @@ import {
 } from '../headhunter/index.ts';
 import { listAll } from '../objstore/index.ts';
 import { RECORD_HEADER_BYTES, RecordType, commitSegmentId, dataSegmentId, isCommitSegment } from '../segment/index.ts';
-import { FsError } from '../util/index.ts';
+import { FsError, metrics } from '../util/index.ts';
 import type { Inodes } from './inodes.ts';
 
 export interface CleanOptions {
@@ -94,11 +94,13 @@ export async function cleanSegments(inodes: Inodes, opts: CleanOptions = {}): Pr
         if (moved > 0) {
           report.recordsMoved++;
           report.bytesMoved += moved;
+          metrics.cleanerBytesMoved.inc(moved);
           vol.failpoints.hit('cleaner-after-move');
         }
       });
     }
     report.segmentsCleaned++;
+    metrics.cleanerSegmentsCleaned.inc();
     opts.onProgress?.({ segmentsDone: report.segmentsCleaned, segmentsTotal: victims.length });
   }
   if (report.recordsMoved > 0) {

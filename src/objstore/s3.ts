@@ -18,7 +18,7 @@
  *   both write; the last one wins), so fencing built on it is weaker: see docs/STORES.md.
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { StoreError, nullLogger, type Logger } from '../util/index.ts';
+import { StoreError, countStoreRetry, nullLogger, type Logger } from '../util/index.ts';
 import type { ByteRange, ChunkedPut, ListOptions, ListPage, ObjectInfo, ObjectStore, PutOptions, StoreCapabilities } from './types.ts';
 import { withRetry } from './retry.ts';
 import {
@@ -310,6 +310,7 @@ export class S3Store implements ObjectStore {
       ...this.retryPolicy,
       onRetry: (err: unknown) => {
         this.stats.retries++;
+        countStoreRetry(what);
         this.log.debug(`s3: retrying ${what}`, { error: err instanceof Error ? err.message : String(err) });
       },
     });

@@ -21,7 +21,7 @@
  *   exponential backoff with full jitter.
  */
 import { createHash } from 'node:crypto';
-import { StoreError, nullLogger, type Logger } from '../util/index.ts';
+import { StoreError, countStoreRetry, nullLogger, type Logger } from '../util/index.ts';
 import type { ByteRange, ChunkedPut, ListOptions, ListPage, ObjectInfo, ObjectStore, PutOptions, StoreCapabilities } from './types.ts';
 import { withRetry } from './retry.ts';
 import {
@@ -266,6 +266,7 @@ export class SwiftStore implements ObjectStore {
       ...this.retryPolicy,
       onRetry: (err: unknown) => {
         this.stats.retries++;
+        countStoreRetry(what);
         this.log.debug(`swift: retrying ${what}`, { error: err instanceof Error ? err.message : String(err) });
       },
     });

@@ -7,7 +7,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { z } from 'zod';
 import type { MountTable } from '../fs/index.ts';
-import { FsError, asFsError, nullLogger, type Logger } from '../util/index.ts';
+import { FsError, asFsError, metrics, nullLogger, type Logger } from '../util/index.ts';
 import { UNAUTHENTICATED_METHODS, RpcAuthError, handlers, type CallContext, type Session } from './methods.ts';
 import {
   BINARY_METHODS,
@@ -204,6 +204,9 @@ export class Dispatcher {
     }
     const args = frame && name === 'RpcWrite' ? { ...(parsed.data as object), data: frame } : parsed.data;
     const ctx: CallContext = { mounts: this.mounts, session: s, serverId: this.serverId, authenticate: (t) => this.authenticate(s, t) };
+    // silt_ops_total{frontend="rpc",op=method,outcome} and silt_op_seconds, for calls that reach a handler.
+    const endTimer = metrics.opSeconds.startTimer({ frontend: 'rpc', op: name });
+    let outcome = 'ok';
     try {
       const run = handlers[name] as (c: CallContext, p: unknown) => Promise<unknown>;
       const result = await run(ctx, args);
@@ -217,7 +220,12 @@ export class Dispatcher {
       JSON.stringify(result);
       return { result };
     } catch (err) {
-      return { error: this.toRpcError(name, s, err) };
+      const e = this.toRpcError(name, s, err);
+      outcome = e.data.errno;
+      return { error: e };
+    } finally {
+      endTimer();
+      metrics.ops.inc({ frontend: 'rpc', op: name, outcome });
     }
   }
 

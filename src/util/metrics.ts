@@ -9,6 +9,19 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: 'silt_' });
 
+/**
+ * Volumes whose dirty bytes are read at scrape time (weakly held: a volume nobody closed does not
+ * stay alive for the metrics' sake). The read function must not capture the volume.
+ */
+const dirtySources = new Set<{ ref: WeakRef<object>; read: (o: object) => number }>();
+
+/** Count `owner`'s dirty bytes in silt_dirty_bytes until the returned function is called. */
+export function registerDirtySource<T extends object>(owner: T, read: (o: T) => number): () => void {
+  const entry = { ref: new WeakRef<object>(owner), read: read as (o: object) => number };
+  dirtySources.add(entry);
+  return () => void dirtySources.delete(entry);
+}
+
 const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 export const metrics = {
@@ -50,9 +63,42 @@ export const metrics = {
   syncWaiters: new Counter({ name: 'silt_syncs_total', help: 'fsync/flush/sync-on-close calls that waited for a commit', registers: [registry] }),
   commitSequence: new Gauge({ name: 'silt_commit_sequence', help: 'Sequence of the newest durable commit', registers: [registry] }),
   commitTimestamp: new Gauge({ name: 'silt_commit_timestamp_seconds', help: 'Unix time of the newest durable commit (age = now - this)', registers: [registry] }),
-  dirtyBytes: new Gauge({ name: 'silt_dirty_bytes', help: 'Bytes held in memory that are not yet durable', registers: [registry] }),
+  dirtyBytes: new Gauge({
+    name: 'silt_dirty_bytes',
+    help: 'Bytes held in memory that are not yet durable (open and in-flight segments), at scrape time',
+    registers: [registry],
+    collect() {
+      if (dirtySources.size === 0) return;
+      let n = 0;
+      for (const e of dirtySources) {
+        const o = e.ref.deref();
+        if (o === undefined) dirtySources.delete(e);
+        else n += e.read(o);
+      }
+      this.set(n);
+    },
+  }),
+  checkpointAge: new Gauge({
+    name: 'silt_checkpoint_age_seconds',
+    help: 'Seconds since the newest durable commit (checkpoint), at scrape time; absent before the first commit',
+    registers: [registry],
+    async collect() {
+      const t = (await registry.getSingleMetric('silt_commit_timestamp_seconds')?.get())?.values[0]?.value;
+      if (t !== undefined && t > 0) this.set(Math.max(0, Date.now() / 1000 - t));
+    },
+  }),
   cacheHits: new Counter({ name: 'silt_cache_hits_total', help: 'Segment reader cache hits', registers: [registry] }),
   cacheMisses: new Counter({ name: 'silt_cache_misses_total', help: 'Segment reader cache misses (ranged GETs)', registers: [registry] }),
+  cacheHitRatio: new Gauge({
+    name: 'silt_cache_hit_ratio',
+    help: 'Segment reader cache hits / (hits + misses) since start, at scrape time',
+    registers: [registry],
+    async collect() {
+      const hits = (await registry.getSingleMetric('silt_cache_hits_total')?.get())?.values[0]?.value ?? 0;
+      const misses = (await registry.getSingleMetric('silt_cache_misses_total')?.get())?.values[0]?.value ?? 0;
+      if (hits + misses > 0) this.set(hits / (hits + misses));
+    },
+  }),
   ops: new Counter({
     name: 'silt_ops_total',
     help: 'File-system operations by front end, operation and outcome (ok or errno)',
@@ -66,11 +112,23 @@ export const metrics = {
     buckets: latencyBuckets,
     registers: [registry],
   }),
-  gcDeletedObjects: new Counter({ name: 'silt_gc_deleted_objects_total', help: 'Segment objects deleted by gc', registers: [registry] }),
-  gcBytesFreed: new Counter({ name: 'silt_gc_bytes_freed_total', help: 'Bytes freed by gc', registers: [registry] }),
+  gcDeletedObjects: new Counter({ name: 'silt_gc_deleted_objects_total', help: 'Segment objects deleted by gc (counted as each is deleted)', registers: [registry] }),
+  gcBytesFreed: new Counter({ name: 'silt_gc_bytes_freed_total', help: 'Bytes freed by gc (counted as each object is deleted)', registers: [registry] }),
+  gcObjectsScanned: new Counter({ name: 'silt_gc_objects_scanned_total', help: 'Objects gc listed and examined (counted as it goes)', registers: [registry] }),
+  gcPasses: new Counter({ name: 'silt_gc_passes_total', help: 'Completed gc passes (not dry runs)', registers: [registry] }),
+  gcLastPassTimestamp: new Gauge({ name: 'silt_gc_last_pass_timestamp_seconds', help: 'Unix time the last gc pass ended', registers: [registry] }),
+  gcLastPassSeconds: new Gauge({ name: 'silt_gc_last_pass_seconds', help: 'Duration of the last gc pass', registers: [registry] }),
+  cleanerSegmentsCleaned: new Counter({ name: 'silt_cleaner_segments_cleaned_total', help: 'Segments the cleaner emptied (live records moved)', registers: [registry] }),
+  cleanerBytesMoved: new Counter({ name: 'silt_cleaner_bytes_moved_total', help: 'Live bytes the cleaner rewrote', registers: [registry] }),
+  segmentObjects: new Gauge({ name: 'silt_segment_objects', help: 'Segment objects (commit and data) in the store after the last gc pass', registers: [registry] }),
   liveBytes: new Gauge({ name: 'silt_live_bytes', help: 'Bytes referenced by the newest commit (from the last gc pass)', registers: [registry] }),
   storedBytes: new Gauge({ name: 'silt_stored_bytes', help: 'Bytes of segment objects in the store (from the last gc pass)', registers: [registry] }),
 };
+
+/** Count one retry of an object-store request; `what` is the backend's description ("PUT key", "auth"). */
+export function countStoreRetry(what: string): void {
+  metrics.storeRetries.inc({ verb: (what.split(' ')[0] ?? 'other').toLowerCase() });
+}
 
 /** Time an async call into a histogram (seconds) and count its outcome. */
 export async function timed<T>(
