@@ -158,7 +158,8 @@ export class SiltFileSystem implements FileSystem {
 
   private fail(err: unknown): FsError {
     const e = asFsError(err);
-    if (e.errno === 'EIO') this.log.error('I/O error', { err: e.message, cause: String((err as Error)?.cause ?? '') });
+    // Logged here, once, with the whole cause chain (store error, socket error); front ends only answer EIO.
+    if (e.errno === 'EIO') this.log.error('I/O error', { err: e });
     return e;
   }
 
