@@ -136,21 +136,23 @@ export function chart(name: SeriesName, samples: readonly Sample[], windowMs: nu
 }
 
 export function overviewFragment(o: OverviewView, samples: readonly Sample[], windowMs: number, nowMs: number): string {
-  const e = o.owner.endpoints;
+  const e = o.server.endpoints;
+  const owner = o.owner === 'unknown' ? '<span class="muted">unknown (no owner lease)</span>' : esc(o.owner.description);
   const volume = `<div class="card"><h2>Volume</h2><table>${[
     row('volume', esc(o.volume), 'volume', o.volume),
     row('volume id', `<code>${esc(o.volumeId)}</code>`, 'volumeId', o.volumeId),
     row('store', esc(o.store), 'store', o.store),
-    row('owner', `pid ${esc(o.owner.pid)} on ${esc(o.owner.host)}, up ${esc(fmtAge(o.owner.uptimeMs))}`, 'owner', o.owner.pid),
+    row('owner', owner, 'owner', o.owner === 'unknown' ? 'unknown' : o.owner.state),
+    row('this server', `pid ${esc(o.server.pid)} on ${esc(o.server.host)}, up ${esc(fmtAge(o.server.uptimeMs))}`, 'serverPid', o.server.pid),
     ...Object.entries(e).map(([k, v]) => row(k, `<code>${esc(v)}</code>`)),
-    row('state', o.owner.fenced ? `<span class="bad">${esc(o.owner.fenced)}</span>` : '<span class="ok">serving, may commit</span>', 'fenced', o.owner.fenced ?? ''),
+    row('state', o.server.fenced ? `<span class="bad">${esc(o.server.fenced)}</span>` : '<span class="ok">serving, may commit</span>', 'fenced', o.server.fenced ?? ''),
   ].join('')}</table></div>`;
   const commit = `<div class="card"><h2>Commit</h2><table>${[
     row('sequence', esc(o.commitSeq), 'commitSeq', o.commitSeq),
     row('age', `${esc(fmtAge(o.commitAgeMs))} <span class="muted">(${esc(fmtTime(o.commitTimeMs))})</span>`, 'commitAgeMs', o.commitAgeMs),
     row('dirty bytes', bytesCell(o.dirtyBytes), 'dirtyBytes', o.dirtyBytes),
     row('uncommitted changes', o.uncommittedChanges ? 'yes (the next commit carries them)' : 'none', 'uncommittedChanges', String(o.uncommittedChanges)),
-    row('snapshots', `<a href="/snapshots">${esc(o.snapshots)}</a>`, 'snapshots', o.snapshots),
+    row('snapshots', `<a href="/snapshots">${esc(o.snapshots.length)}</a>`, 'snapshots', o.snapshots.length),
   ].join('')}</table></div>`;
   const space = `<div class="card"><h2>Space</h2><table>${[
     row('live bytes', bytesCell(o.liveBytes), 'liveBytes', o.liveBytes),
@@ -236,7 +238,7 @@ export function snapshotsPage(c: PageContext, snaps: readonly SnapshotView[], ms
     ? `<table class="list" id="snapshots"><tr><th>name</th><th class="num">commit</th><th>created</th><th></th></tr>${snaps
         .map(
           (s) =>
-            `<tr data-snapshot="${esc(s.name)}"><td>${esc(s.name)}</td><td class="num">${esc(s.commit)}</td><td>${esc(fmtTime(s.createdMs))}</td><td><a class="delete" href="/snapshots/delete?name=${encodeURIComponent(s.name)}">Delete…</a></td></tr>`,
+            `<tr data-snapshot="${esc(s.name)}"><td>${esc(s.name)}</td><td class="num">${esc(s.commitSeq)}</td><td>${esc(fmtTime(s.createdMs))}</td><td><a class="delete" href="/snapshots/delete?name=${encodeURIComponent(s.name)}">Delete…</a></td></tr>`,
         )
         .join('')}</table>`
     : '<p class="muted" id="snapshots">No snapshots.</p>';
@@ -255,7 +257,7 @@ export function confirmDeletePage(c: PageContext, s: SnapshotView): string {
   return page(
     c,
     `Delete snapshot ${s.name}`,
-    `<h1>Delete snapshot ${esc(s.name)}?</h1><div class="card"><p>Snapshot <b>${esc(s.name)}</b> retains commit ${esc(s.commit)} (created ${esc(fmtTime(s.createdMs))}). Deleting it is durable at once and cannot be undone; gc then reclaims what only it held.</p>
+    `<h1>Delete snapshot ${esc(s.name)}?</h1><div class="card"><p>Snapshot <b>${esc(s.name)}</b> retains commit ${esc(s.commitSeq)} (created ${esc(fmtTime(s.createdMs))}). Deleting it is durable at once and cannot be undone; gc then reclaims what only it held.</p>
 <form method="post" action="/snapshots/delete" class="inline"><input type="hidden" name="csrf" value="${esc(c.csrf)}"><input type="hidden" name="name" value="${esc(s.name)}"><input type="hidden" name="confirm" value="${esc(s.name)}">
 <button class="danger" id="confirm-delete">Delete ${esc(s.name)}</button></form> <a href="/snapshots" id="cancel">Cancel</a></div>`,
   );

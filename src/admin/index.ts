@@ -21,4 +21,4 @@
 export { startAdminServer, statusOf, type AdminServer, type AdminServerOptions } from './server.ts';
 export type { AdminCredential } from './auth.ts';
 export type { Job, JobKind, JobProgress, FsckJobOptions, GcJobOptions, FsckJobReport, GcJobReport } from './jobs.ts';
-export type { OverviewView, VolumeStatView, OwnerView, BrowseView, EntryView, ExtentView, SegmentUseView, AttrView, SnapshotView } from './info.ts';
+export type { OverviewView, VolumeStatView, OwnerLeaseView, ServerView, BrowseView, EntryView, ExtentView, SegmentUseView, AttrView, SnapshotView } from './info.ts';

@@ -4,11 +4,27 @@
  */
 import { hostname } from 'node:os';
 import { O_RDONLY, rootIdentity, type Attr, type SiltFileSystem } from '../fs/index.ts';
+import { describeHolder, readLease } from '../headhunter/index.ts';
 import { listAll } from '../objstore/index.ts';
 import { isCommitSegment, segmentKey } from '../segment/index.ts';
 import { FsError, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../util/index.ts';
 
-/** The fields of `silt stat --json`, with the same names and meanings. */
+/** The owner lease of the volume, as `silt stat --json` shows it ('unknown' when there is none). */
+export interface OwnerLeaseView {
+  role: string;
+  host: string;
+  pid: number;
+  address: string;
+  /** live, stale, dead or released. */
+  state: string;
+  heartbeatAgeMs: number;
+  description: string;
+}
+
+/**
+ * Fields of `silt stat --json`, with the same names and meanings (stat's per-type inode counts
+ * and fileBytes walk the whole inode table, so the overview leaves them to fsck's report).
+ */
 export interface VolumeStatView {
   volume: string;
   store: string;
@@ -22,10 +38,12 @@ export interface VolumeStatView {
   storedObjects: number;
   storedBytes: number;
   utilization: number;
+  snapshots: SnapshotView[];
+  owner: OwnerLeaseView | 'unknown';
 }
 
-/** The process that owns (serves) the volume. */
-export interface OwnerView {
+/** This server process (the one serving the pages). */
+export interface ServerView {
   pid: number;
   host: string;
   startedMs: number;
@@ -37,14 +55,13 @@ export interface OwnerView {
 }
 
 export interface OverviewView extends VolumeStatView {
-  owner: OwnerView;
+  server: ServerView;
   /** Bytes held in memory that are not yet durable. */
   dirtyBytes: number;
   uncommittedChanges: boolean;
   /** Inodes the server holds now (the commit's count plus creations since, minus removals). */
   inodesNow: number;
   cachedInodes: number;
-  snapshots: number;
   /** When the store listing behind storedObjects/storedBytes was taken. */
   listedMs: number;
 }
@@ -54,6 +71,7 @@ export interface StoreListing {
   timeMs: number;
   objects: number;
   bytes: number;
+  owner: OwnerLeaseView | 'unknown';
 }
 
 export interface OverviewSource {
@@ -90,7 +108,13 @@ export class OverviewCollector {
         objects++;
         bytes += o.size;
       }
-      const fresh = { commitSeq: seq, timeMs: this.src.nowMs(), objects, bytes };
+      let owner: OwnerLeaseView | 'unknown' = 'unknown';
+      const lease = await readLease(vol.store, this.src.volume).catch(() => undefined);
+      if (lease) {
+        const h = lease.holder;
+        owner = { role: h.role, host: h.host, pid: h.pid, address: h.address, state: lease.state, heartbeatAgeMs: lease.ageMs, description: describeHolder(lease) };
+      }
+      const fresh = { commitSeq: seq, timeMs: this.src.nowMs(), objects, bytes, owner };
       this.listing = fresh;
       return fresh;
     })().finally(() => {
@@ -127,7 +151,9 @@ export class OverviewCollector {
       storedObjects: listing.objects,
       storedBytes: listing.bytes,
       utilization: listing.bytes > 0 ? liveBytes / listing.bytes : 1,
-      owner: {
+      snapshots: listSnapshots(fs),
+      owner: listing.owner,
+      server: {
         pid: process.pid,
         host: hostname(),
         startedMs: this.src.startedMs,
@@ -139,7 +165,6 @@ export class OverviewCollector {
       uncommittedChanges: vol.hasUncommittedChanges,
       inodesNow: vol.inodeCount,
       cachedInodes: fs.inodes.cachedInodes,
-      snapshots: vol.snapshots.length,
       listedMs: listing.timeMs,
     };
   }
@@ -356,10 +381,10 @@ export async function openForDownload(fs: SiltFileSystem, rawPath: string): Prom
 export interface SnapshotView {
   name: string;
   /** The commit it retains. */
-  commit: number;
+  commitSeq: number;
   createdMs: number;
 }
 
 export function listSnapshots(fs: SiltFileSystem): SnapshotView[] {
-  return fs.volume.snapshots.map((s) => ({ name: s.name, commit: s.seq, createdMs: s.createdMs }));
+  return fs.volume.snapshots.map((s) => ({ name: s.name, commitSeq: s.seq, createdMs: s.createdMs }));
 }

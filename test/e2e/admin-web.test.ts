@@ -36,6 +36,7 @@ interface StatJson {
   liveBytes: number;
   storedObjects: number;
   storedBytes: number;
+  owner: { pid: number; state: string } | 'unknown';
 }
 
 /** Run the silt command to completion; its stdout. */
@@ -213,6 +214,8 @@ test('admin pages: login, overview = silt stat, gc job, snapshots, browse and do
       for (const k of ['volumeId', 'commitSeq', 'inodes', 'segments', 'liveBytes', 'storedObjects', 'storedBytes'] as const) {
         if (j[k] !== stat[k]) diffs.push(`${k}: JSON ${j[k]}, silt stat ${stat[k]}`);
       }
+      const pid = (x: StatJson): number | undefined => (x.owner === 'unknown' ? undefined : x.owner.pid);
+      if (pid(j) !== serve.child.pid || pid(stat) !== serve.child.pid) diffs.push(`owner: JSON pid ${pid(j)}, silt stat pid ${pid(stat)}, server pid ${serve.child.pid}`);
       return diffs;
     };
     // The owner lease's heartbeat may land between the two listings; it cannot land twice in a row.
