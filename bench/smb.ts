@@ -14,6 +14,10 @@
  *   BENCH_SMB_FILES  number of small files (1000; --quick 200), BENCH_SMB_FILE_BYTES each (4096)
  *   BENCH_SMB_STORE  store URL for Silt (default file:<temp>/store; a swift+http:// or s3+http:// URL
  *                    works with its credentials in the environment)
+ *   BENCH_SMB_OPTIONS  extra smb.conf share parameters for both shares, 'name = value; name = value'
+ *                    (silt smb --smb-option), to try Samba settings
+ *   BENCH_SMB_READ_AHEAD_KIB  set the Silt mount's kernel read-ahead to this (default: what silt smb sets)
+ * BENCH_SMB_FILES=0 skips the small-file phases.
  * Prints a markdown table (Silt, plain, ratio Silt / plain in throughput: above 1 means Silt was
  * faster) and writes bench/results/smb-<timestamp>.json.
  */
@@ -22,6 +26,7 @@ import * as fs from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { DEFAULT_VFS_OBJECTS } from '../src/cli/smb.ts';
+import { setReadAhead } from '../src/fuse/index.ts';
 import { Smbd, SHARE_GROUP, findSamba, groupId, renderSmbConf, setSmbPassword, stateLayout } from '../src/smb/index.ts';
 import { ensureSamba, existingUsers, freePort, patternBytes, removeUsersCreated, repoRoot, run, startSiltSmb, type ShResult, type SiltSmb } from '../test/support/smb.ts';
 
@@ -30,6 +35,7 @@ const MiB = 1024 * 1024;
 const BIG_MIB = Number(process.env['BENCH_SMB_MIB'] ?? (QUICK ? 256 : 1024));
 const FILES = Number(process.env['BENCH_SMB_FILES'] ?? (QUICK ? 200 : 1000));
 const FILE_BYTES = Number(process.env['BENCH_SMB_FILE_BYTES'] ?? 4096);
+const OPTIONS = (process.env['BENCH_SMB_OPTIONS'] ?? '').split(';').map((x) => x.trim()).filter(Boolean);
 const USER = { name: `silt_bench_${Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, '0')}`, password: 'bench-Secret1' };
 
 type Side = 'silt' | 'plain';
@@ -90,7 +96,10 @@ async function main(): Promise<void> {
       share: 'silt',
       users: [USER],
       ...(process.env['BENCH_SMB_STORE'] && { store: process.env['BENCH_SMB_STORE'] }),
+      extraArgs: OPTIONS.flatMap((x) => ['--smb-option', x]),
     });
+    const ra = process.env['BENCH_SMB_READ_AHEAD_KIB'];
+    if (ra && !setReadAhead(silt.mountpoint, Number(ra))) throw new Error(`could not set read-ahead of ${silt.mountpoint}`);
     // Plain: the same generated smb.conf over a local directory, its own state and port.
     const layout = stateLayout(path.join(base, 'plain-state'));
     const plainDir = path.join(base, 'plain');
@@ -113,6 +122,7 @@ async function main(): Promise<void> {
         users: [USER.name],
         readOnlyUsers: [],
         vfsObjects: DEFAULT_VFS_OBJECTS.split(' '),
+        shareOptions: OPTIONS,
       }),
     );
     await setSmbPassword(layout.conf, USER);
@@ -140,12 +150,12 @@ async function main(): Promise<void> {
       if (sha !== bigSha) throw new Error(`${side}: the large file came back different (sha256 ${sha}, sent ${bigSha})`);
       fs.rmSync(back);
     }
-    for (const side of sides) {
+    for (const side of FILES > 0 ? sides : []) {
       const r = checked(await client(side, `prompt OFF; lcd ${small}; mkdir small; cd small; mput *`), `${side} mput`);
       results[side].smallPutFilesPerSec = FILES / (r.ms / 1000);
       console.error(`${side}: put ${FILES} files in ${(r.ms / 1000).toFixed(1)} s`);
     }
-    for (const side of sides) {
+    for (const side of FILES > 0 ? sides : []) {
       const dest = path.join(local, `small.${side}`);
       fs.mkdirSync(dest);
       const r = checked(await client(side, `prompt OFF; lcd ${dest}; cd small; mget *`), `${side} mget`);
@@ -174,7 +184,7 @@ async function main(): Promise<void> {
   const fmt = (n: number): string => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
   const out: string[] = [];
   out.push(`# Silt SMB benchmark${QUICK ? ' (--quick)' : ''}`, '');
-  out.push(`${started.toISOString()}; store ${process.env['BENCH_SMB_STORE'] ?? 'file: (temp dir)'}; load average ${load0.map((x) => x.toFixed(2)).join(' ')} at start, ${load1.map((x) => x.toFixed(2)).join(' ')} at end`, '');
+  out.push(`${started.toISOString()}; store ${process.env['BENCH_SMB_STORE'] ?? 'file: (temp dir)'}; extra smb.conf: ${OPTIONS.join('; ') || 'none'}; read-ahead ${process.env['BENCH_SMB_READ_AHEAD_KIB'] ?? 'default'}; load average ${load0.map((x) => x.toFixed(2)).join(' ')} at start, ${load1.map((x) => x.toFixed(2)).join(' ')} at end`, '');
   out.push('| workload (smbclient) | silt smb | plain-directory share | unit | Silt / plain |');
   out.push('|---|---:|---:|---|---:|');
   for (const [k, label, unit] of rows) {
@@ -191,7 +201,7 @@ async function main(): Promise<void> {
   const file = path.join(resDir, `smb-${started.toISOString().replace(/[:.]/g, '-')}.json`);
   fs.writeFileSync(
     file,
-    JSON.stringify({ started: started.toISOString(), quick: QUICK, bigMiB: BIG_MIB, files: FILES, fileBytes: FILE_BYTES, store: process.env['BENCH_SMB_STORE'] ?? 'file', loadavgStart: load0, loadavgEnd: load1, results }, null, 2) + '\n',
+    JSON.stringify({ started: started.toISOString(), quick: QUICK, smbOptions: OPTIONS, readAheadKib: process.env['BENCH_SMB_READ_AHEAD_KIB'] ?? null, bigMiB: BIG_MIB, files: FILES, fileBytes: FILE_BYTES, store: process.env['BENCH_SMB_STORE'] ?? 'file', loadavgStart: load0, loadavgEnd: load1, results }, null, 2) + '\n',
   );
   console.log(`\nJSON: ${file}`);
 }

@@ -26,6 +26,7 @@ import {
   listSmbUsers,
   listensEverywhere,
   missingVfsModules,
+  parseSmbOption,
   parseUserSpec,
   portFree,
   renderSmbConf,
@@ -52,6 +53,8 @@ export interface RunSmbOptions {
   mkfs: boolean;
   flushIntervalMs?: number | undefined;
   vfsObjects: string[];
+  /** Extra `name = value` share parameters for smb.conf (--smb-option). */
+  smbOptions?: string[] | undefined;
   smbLogLevel?: number | undefined;
   logger: Logger;
   /** Called once smbd accepts connections. */
@@ -167,6 +170,7 @@ export async function runSmb(opts: RunSmbOptions): Promise<void> {
         users: names,
         readOnlyUsers: opts.readOnly,
         vfsObjects: opts.vfsObjects,
+        ...(opts.smbOptions && { shareOptions: opts.smbOptions }),
         ...(opts.smbLogLevel !== undefined && { logLevel: opts.smbLogLevel }),
       }),
       { mode: 0o644 },
@@ -366,6 +370,7 @@ interface SmbFlags {
   mkfs: boolean;
   flushIntervalMs?: string;
   vfsObjects: string;
+  smbOption: string[];
   smbLogLevel?: string;
   logLevel?: string;
 }
@@ -392,6 +397,7 @@ export function registerSmbCommand(program: Command): void {
     .option('--mkfs', 'create the volume first if it does not exist', false)
     .option('--flush-interval-ms <ms>', 'commit dirty state at least this often (default 1000)')
     .option('--vfs-objects <list>', 'Samba VFS modules of the share', DEFAULT_VFS_OBJECTS)
+    .option('--smb-option <name=value>', 'an extra smb.conf share parameter, repeatable (it wins over Silt\'s choice)', collect, [])
     .option('--smb-log-level <n>', 'smbd debug level, 0-10 (default 1)')
     .option('--log-level <level>', 'debug, info, warn or error')
     .addHelpText(
@@ -426,6 +432,13 @@ files they create are owned by them. Everything Samba writes stays under --state
         mkfs: o.mkfs,
         flushIntervalMs: o.flushIntervalMs === undefined ? undefined : wholeNumber('--flush-interval-ms', o.flushIntervalMs, 0, 3_600_000),
         vfsObjects: o.vfsObjects.split(/[\s,]+/).filter(Boolean),
+        smbOptions: o.smbOption.map((x) => {
+          try {
+            return parseSmbOption(x);
+          } catch (e) {
+            throw new CliError((e as Error).message);
+          }
+        }),
         smbLogLevel: o.smbLogLevel === undefined ? undefined : wholeNumber('--smb-log-level', o.smbLogLevel, 0, 10),
         logger: makeLogger(o.logLevel),
       });

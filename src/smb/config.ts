@@ -59,6 +59,18 @@ export interface SmbConfOptions {
   /** Samba debug level (0-10). Default 1. */
   logLevel?: number;
   workgroup?: string;
+  /**
+   * Extra `name = value` settings for the share section, after Silt's (so they win: Samba keeps
+   * the last value of a parameter). Share-level parameters only (smb.conf(5) marks them (S)).
+   */
+  shareOptions?: readonly string[];
+}
+
+/** Parse `name = value` (or `name=value`) of --smb-option; throws a message a person can act on. */
+export function parseSmbOption(spec: string): string {
+  const m = /^\s*([A-Za-z][A-Za-z0-9 :_-]*?)\s*=\s*(.*?)\s*$/.exec(spec);
+  if (!m || /[\n\r\0\[\]]/.test(spec)) throw new Error(`--smb-option '${spec}' must be 'name = value' (an smb.conf share parameter) on one line`);
+  return `${m[1]!.toLowerCase().replace(/\s+/g, ' ')} = ${m[2]!}`;
 }
 
 const RESERVED_SHARES = new Set(['global', 'homes', 'printers', 'print$', 'ipc$']);
@@ -169,6 +181,7 @@ export function renderSmbConf(o: SmbConfOptions): string {
   set('posix locking', 'yes');
   set('create mask', '0644');
   set('directory mask', '0755');
+  for (const opt of o.shareOptions ?? []) lines.push(`  ${checkValue('smb option', parseSmbOption(opt))}`);
   lines.push('');
   return lines.join('\n');
 }

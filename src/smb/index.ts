@@ -21,7 +21,7 @@
  * - Helper programs are spawned asynchronously only: the same process may serve a FUSE mount.
  * - Passwords never appear in arguments of the programs run (smbpasswd reads them on stdin).
  */
-export { clientAddress, invalidShareName, isLoopback, listensEverywhere, renderSmbConf, stateLayout, type SmbConfOptions, type SmbStateLayout } from './config.ts';
+export { clientAddress, invalidShareName, isLoopback, listensEverywhere, parseSmbOption, renderSmbConf, stateLayout, type SmbConfOptions, type SmbStateLayout } from './config.ts';
 export { exec, execOk, type ExecResult } from './exec.ts';
 export { Smbd, buildInfo, canConnect, findSamba, missingVfsModules, portFree, which, type SambaTools, type SmbdExit, type SmbdOptions } from './smbd.ts';
 export {
