@@ -16,12 +16,12 @@ export interface ChangeSink {
   invalidateInode(ino: number, offset?: number, length?: number): Promise<void>;
 }
 
-/** A FileSystem that tells `sink` about every change made through it. */
-export function notifying(fs: FileSystem, sink: ChangeSink, log: Logger): FileSystem {
-  const quiet = (p: Promise<void>): void =>
-    void p.catch((err: unknown) => log.debug('objapi: cache notice failed', { err: String(err) }));
-  const entry = (parent: number, name: string): void => quiet(sink.invalidateEntry(parent, name));
-  const inode = (ino: number): void => quiet(sink.invalidateInode(ino, 0, 0));
+/** A FileSystem that tells the current sink (if any) about every change made through it. */
+export function notifying(fs: FileSystem, sink: () => ChangeSink | undefined, log: Logger): FileSystem {
+  const quiet = (p: Promise<void> | undefined): void =>
+    void p?.catch((err: unknown) => log.debug('objapi: cache notice failed', { err: String(err) }));
+  const entry = (parent: number, name: string): void => quiet(sink()?.invalidateEntry(parent, name));
+  const inode = (ino: number): void => quiet(sink()?.invalidateInode(ino, 0, 0));
   const over: Partial<FileSystem> = {
     async create(who: Identity, parent: number, name: string, mode: number): Promise<Attr> {
       const a = await fs.create(who, parent, name, mode);

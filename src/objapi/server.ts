@@ -53,6 +53,8 @@ export interface ObjectApi {
   /** The base URL, e.g. http://127.0.0.1:8090. */
   readonly url: string;
   stats(): ObjectApiStats & { md5Computed: number };
+  /** Start (or stop, with undefined) telling a FUSE mount of the same volume of every change (ObjectApiOptions.notify). */
+  notifyChanges(sink: ChangeSink | undefined): void;
   /** Stop accepting, end idle connections, wait for requests in flight (cut after `graceMs`). */
   close(graceMs?: number): Promise<void>;
 }
@@ -72,7 +74,8 @@ const noop = (): void => {};
 export async function startObjectApi(o: ObjectApiOptions): Promise<ObjectApi> {
   const log = o.logger ?? nullLogger;
   const limits = { ...defaultLimits, ...o.limits };
-  const fs = o.notify ? notifying(o.fs, o.notify, log) : o.fs;
+  let sink = o.notify;
+  const fs = notifying(o.fs, () => sink, log);
   const etags = new EtagCache(fs, log, new Gate(limits.md5ComputesMax));
   const streams = new Gate(limits.streamsMax);
   const stats: ObjectApiStats = { requests: 0, status2xx: 0, status3xx: 0, status4xx: 0, status5xx: 0, bytesIn: 0, bytesOut: 0 };
@@ -146,6 +149,9 @@ export async function startObjectApi(o: ObjectApiOptions): Promise<ObjectApi> {
     address,
     url: `http://${urlHost}:${addr.port}`,
     stats: () => ({ ...stats, md5Computed: etags.computed }),
+    notifyChanges: (next: ChangeSink | undefined) => {
+      sink = next;
+    },
     async close(graceMs = 5000): Promise<void> {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();

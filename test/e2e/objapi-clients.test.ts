@@ -4,9 +4,10 @@
  * ranged parallel downloads). Trees go up and come back byte for byte; files written through the
  * fs layer (as FUSE writes them) come down through both; ETags equal md5sum.
  *
- * A client that is not installed and cannot be installed skips its tests (the reason is printed).
- * SILT_OBJAPI_BIG_MB sets the size of the aws multipart upload (default 24, three 8 MB parts, to keep
- * the run short; issue 7 asks for 100).
+ * A client that is not installed and cannot be installed fails its tests, saying why (never a skip).
+ * SILT_OBJAPI_BIG_MB sets the size of the aws multipart upload (default 100, as issue 7 asks: 13
+ * parts of 8 MB); the store's PUT bytes during that upload must be about the object's size, so
+ * the completion cannot have copied the parts.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { KEY, REGION, USER, http, startFixture, type Fixture } from '../support/objapi-fixture.ts';
 import { O_WRONLY, rootIdentity as root } from '../../src/fs/index.ts';
+import { CountingStore } from '../../bench/counting-store.ts';
 
 const REPO = new URL('../..', import.meta.url).pathname;
 
@@ -69,10 +71,11 @@ async function makeTree(dir: string): Promise<void> {
 }
 
 let f: Fixture;
+let counting: CountingStore | undefined;
 let work: string;
 
 before(async () => {
-  f = await startFixture();
+  f = await startFixture({}, (s) => (counting = new CountingStore(s)));
   work = await mkdtemp(join(tmpdir(), 'silt-objapi-clients-'));
   await makeTree(join(work, 'tree'));
 });
@@ -118,12 +121,14 @@ async function awsClient(): Promise<string | undefined> {
 }
 
 describe('the swift client (python3-swiftclient)', async () => {
-  const skip = await swiftClient();
-  if (skip) console.log(`skipping swift client tests: ${skip}`);
+  const missing = await swiftClient();
+  before(() => {
+    if (missing) throw new Error(`the swift client tests cannot run: ${missing}`);
+  });
   const env = (): Record<string, string> => ({ ST_AUTH: `${f.url}/auth/v1.0`, ST_USER: USER, ST_KEY: KEY });
   const sw = (args: string[], cwd = work): Promise<string> => ok(run('swift', args, env(), cwd), `swift ${args.join(' ')}`);
 
-  test('upload a tree, list it, download it, compare', { skip }, async () => {
+  test('upload a tree, list it, download it, compare', async () => {
     await sw(['upload', 'cont', 'tree']);
     const listed = (await sw(['list', 'cont'])).trimEnd().split('\n').sort();
     const local = [...(await manifest(join(work, 'tree'))).keys()].map((p) => `tree/${p}`).sort();
@@ -135,7 +140,7 @@ describe('the swift client (python3-swiftclient)', async () => {
     assert.equal(e.mode & 0o170000, 0o040000);
   });
 
-  test('stat shows ETag = md5sum; post metadata; files written through the fs layer download intact', { skip }, async () => {
+  test('stat shows ETag = md5sum; post metadata; files written through the fs layer download intact', async () => {
     const st = await sw(['stat', 'cont', 'tree/sub/big.bin']);
     assert.match(st, new RegExp(`ETag: ${md5(await readFile(join(work, 'tree/sub/big.bin')))}`));
     await sw(['post', '-m', 'Color:blue', 'cont', 'tree/a.txt']);
@@ -147,16 +152,18 @@ describe('the swift client (python3-swiftclient)', async () => {
     assert.match(await sw(['stat', 'cont', 'fromfuse/file.bin']), new RegExp(`ETag: ${md5(viaFs)}`));
   });
 
-  test('delete the container with everything in it', { skip }, async () => {
+  test('delete the container with everything in it', async () => {
     await sw(['delete', 'cont']);
     assert.ok(!(await sw(['list'])).split('\n').includes('cont'));
   });
 });
 
 describe('the aws CLI', async () => {
-  const skip = await awsClient();
-  if (skip) console.log(`skipping aws CLI tests: ${skip}`);
-  const bigMb = Number(process.env['SILT_OBJAPI_BIG_MB'] ?? 24);
+  const missing = await awsClient();
+  before(() => {
+    if (missing) throw new Error(`the aws CLI tests cannot run: ${missing}`);
+  });
+  const bigMb = Number(process.env['SILT_OBJAPI_BIG_MB'] ?? 100);
   const env = (): Record<string, string> => ({
     AWS_ACCESS_KEY_ID: USER,
     AWS_SECRET_ACCESS_KEY: KEY,
@@ -174,7 +181,7 @@ describe('the aws CLI', async () => {
     await writeFile(join(work, 'aws-credentials'), '');
   });
 
-  test('mb, cp, ls, sync up and down, compare', { skip }, async () => {
+  test('mb, cp, ls, sync up and down, compare', async () => {
     await aws(['s3', 'mb', 's3://awsbkt']);
     await aws(['s3', 'sync', join(work, 'tree'), 's3://awsbkt/tree', '--no-progress']);
     const ls = (await aws(['s3', 'ls', '--recursive', 's3://awsbkt/tree/'])).trimEnd().split('\n');
@@ -187,13 +194,17 @@ describe('the aws CLI', async () => {
     assert.equal((await aws(['s3', 'sync', join(work, 'tree'), 's3://awsbkt/tree', '--no-progress'])).trim(), '');
   });
 
-  test(`multipart upload of ${bigMb} MB; head-object ETag = md5sum; ranged parallel download`, { skip }, async () => {
+  test(`multipart upload of ${bigMb} MB; head-object ETag = md5sum; ranged parallel download`, async () => {
     const big = join(work, 'big.bin');
     const data = randomBytes(bigMb * 1_000_000);
     await writeFile(big, data);
     const t0 = Date.now();
+    const put0 = counting!.putBytes;
     await aws(['s3', 'cp', big, 's3://awsbkt/big/big.bin', '--no-progress']);
     const t1 = Date.now();
+    // parts (each written once) plus metadata: a completion that copied would double it
+    const putBytes = counting!.putBytes - put0;
+    assert.ok(putBytes < data.length * 1.1 + 4_000_000, `the upload put ${putBytes} bytes into the store for ${data.length}`);
     const head = JSON.parse(await aws(['s3api', 'head-object', '--bucket', 'awsbkt', '--key', 'big/big.bin'])) as { ETag: string; ContentLength: number };
     assert.equal(head.ContentLength, data.length);
     assert.equal(head.ETag, `"${md5(data)}"`);
@@ -206,7 +217,7 @@ describe('the aws CLI', async () => {
     assert.equal((await stat(big)).size, data.length);
   });
 
-  test('files written through the fs layer: cp down, ETag = md5sum; presign', { skip }, async () => {
+  test('files written through the fs layer: cp down, ETag = md5sum; presign', async () => {
     const viaFs = randomBytes(9_000_000);
     await writeViaFs('awsbkt/fromfuse/f.bin', viaFs);
     const head = JSON.parse(await aws(['s3api', 'head-object', '--bucket', 'awsbkt', '--key', 'fromfuse/f.bin'])) as { ETag: string };
@@ -219,7 +230,7 @@ describe('the aws CLI', async () => {
     assert.equal(r.text, 'hello\n');
   });
 
-  test('rb --force empties and removes the bucket', { skip }, async () => {
+  test('rb --force empties and removes the bucket', async () => {
     await aws(['s3', 'rb', '--force', 's3://awsbkt']);
     assert.ok(!(await aws(['s3', 'ls'])).includes('awsbkt'));
     await assert.rejects(f.fs.lookupPath(root, 'awsbkt'), /ENOENT/);
