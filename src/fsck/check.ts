@@ -242,6 +242,7 @@ export async function checkVolume(store: ObjectStore, name: string, opts: FsckOp
     if ((rec.mode & S_IFMT) === S_IFDIR) {
       const expectParent = ino === 1 ? 1 : parentOf.get(ino);
       if (ino !== 1 && n !== 1) err(where, `directory has ${n} names`);
+      if (ino === 1 && n !== 0) err(where, `the root directory is named by ${n} directory entries (a cycle)`);
       if (expectParent !== undefined && rec.parent !== expectParent) err(where, `".." says ${rec.parent}, but it lives in ${expectParent}`);
     } else if (rec.nlink !== n) {
       err(where, `nlink ${rec.nlink} but ${n} directory entries name it`);

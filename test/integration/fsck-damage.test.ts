@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { checkVolume, type FsckReport } from '../../src/fsck/index.ts';
 import { openFileSystem, rootIdentity as root, type SiltFileSystem } from '../../src/fs/index.ts';
-import { S_IFREG } from '../../src/fs/index.ts';
+import { S_IFDIR, S_IFREG } from '../../src/fs/index.ts';
 import { openStore } from '../../src/objstore/index.ts';
 import { repoRoot, sh, tempDir, q } from '../support/mount.ts';
 
@@ -148,6 +148,20 @@ test('a dangling directory entry: the directory and the missing inode are named'
   });
   const errs = errorsOf(await fsck(dir));
   assert.ok(errs.some((e) => e.startsWith('inode 1:') && e.includes('"ghost"') && e.includes('987654321')), errs.join('\n'));
+});
+
+test('a directory cycle (an entry naming the root): reported', async () => {
+  const dir = await copy();
+  await withFs(dir, async (f) => {
+    const dIno = (await f.lookup(root, 1, 'd')).ino;
+    await f.volume.lock.run(async () => {
+      const d = await f.inodes.get(dIno);
+      await f.inodes.dirSet(d, Buffer.from('loop'), { ino: 1, type: S_IFDIR });
+    });
+    await f.sync();
+  });
+  const errs = errorsOf(await fsck(dir));
+  assert.ok(errs.some((e) => e.startsWith('inode 1:') && e.includes('cycle')), errs.join('\n'));
 });
 
 test('silt fsck: exit 0 clean, 1 with problems (--json names them), 2 when it cannot run', async () => {
