@@ -288,6 +288,13 @@ export function describeKind(k: SettingKind): string {
   }
 }
 
+/** A setting's documented default, sizes in KiB/MiB/GiB. */
+export function formatDefault(s: Pick<SettingSpec, 'kind' | 'default'>): string {
+  if (s.default === undefined) return '';
+  if (s.kind.t === 'int' && s.kind.unit === 'bytes' && typeof s.default === 'number') return formatSize(s.default);
+  return Array.isArray(s.default) ? s.default.join(', ') : String(s.default);
+}
+
 function formatSize(n: number): string {
   for (const [u, v] of [['GiB', GiB], ['MiB', MiB], ['KiB', 1024]] as const) if (n >= v && n % v === 0) return `${n / v} ${u}`;
   return String(n);
@@ -377,7 +384,7 @@ export function optionSpecs(cmd: Command): OptionSpec[] {
   const out: OptionSpec[] = [];
   for (const o of cmd.options as readonly Option[]) {
     const key = o.attributeName();
-    if (key === 'help' || key === 'version') continue;
+    if (key === 'help' || key === 'version' || o.hidden) continue;
     const spec = specFor(cmd.name(), key);
     const inferred: SettingKind = o.negate || (!o.required && !o.optional) ? { t: 'boolean' } : Array.isArray(o.defaultValue) ? { t: 'list' } : { t: 'string' };
     const flagDefault = o.negate ? true : (o.defaultValue as SettingValue | undefined);
@@ -388,7 +395,7 @@ export function optionSpecs(cmd: Command): OptionSpec[] {
       env: envName(key),
       envAliases: spec?.envAliases ?? [],
       kind: spec?.kind ?? inferred,
-      description: o.description,
+      description: spec?.description ?? o.description,
       default: spec?.default ?? (flagDefault === false && !o.negate ? undefined : flagDefault),
       flagOnly: FLAG_ONLY.has(key),
     });
@@ -670,11 +677,7 @@ export function engineTuning(o: Record<string, unknown>): EngineTuning {
 export function configReference(program: Command): string {
   const lines: string[] = [];
   const esc = (s: string): string => s.replace(/\|/g, '\\|');
-  const fmt = (s: OptionSpec): string => {
-    if (s.default === undefined) return '';
-    if (s.kind.t === 'int' && s.kind.unit === 'bytes' && typeof s.default === 'number') return formatSize(s.default);
-    return Array.isArray(s.default) ? (s.default.length ? s.default.join(', ') : '') : String(s.default);
-  };
+  const fmt = (s: OptionSpec): string => formatDefault(s);
   for (const cmd of program.commands) {
     const specs = optionSpecs(cmd).filter((s) => s.key !== 'config');
     if (specs.length === 0) continue;
