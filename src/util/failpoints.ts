@@ -43,4 +43,10 @@ export const FAILPOINTS = [
   'before-commit-put',
   'after-commit-put',
   'before-head-put',
+  // gc and the cleaner (headhunter/gc.ts GC_FAILPOINTS, inode/cleaner.ts CLEANER_FAILPOINTS): the
+  // simulation arms these too, so crashes land in the middle of online gc and compaction.
+  'gc-before-delete',
+  'gc-mid-delete',
+  'cleaner-after-move',
+  'cleaner-before-commit',
 ] as const;
