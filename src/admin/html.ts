@@ -218,7 +218,7 @@ export function jobsFragment(jobs: readonly Job[], nowMs: number): string {
 export function jobsPage(c: PageContext, fragment: string, refreshMs: number, msg?: { text: string; error: boolean }): string {
   const forms = `<div class="grid"><div class="card"><h2>fsck</h2><p class="muted">Check every tree node, reference, link count and the live-byte accounting of the newest commit (after committing). Read-only.</p>
 <form method="post" action="/jobs"><input type="hidden" name="csrf" value="${esc(c.csrf)}"><input type="hidden" name="kind" value="fsck">
-<label><input type="checkbox" name="verifyData" value="1" checked> read and checksum file data</label>
+<input type="hidden" name="verifyData" value="0"><label><input type="checkbox" name="verifyData" value="1" checked> read and checksum file data</label>
 <p><button id="start-fsck">Run fsck</button></p></form></div>
 <div class="card"><h2>gc</h2><p class="muted">The cleaner rewrites the live records of mostly-dead segments; then objects no commit or snapshot references are deleted (after a grace period for reads in flight).</p>
 <form method="post" action="/jobs"><input type="hidden" name="csrf" value="${esc(c.csrf)}"><input type="hidden" name="kind" value="gc">

@@ -196,7 +196,8 @@ export async function startAdminServer(o: AdminServerOptions): Promise<AdminServ
   };
 
   const jobOptions = (kind: JobKind, f: Record<string, string>): FsckJobOptions | GcJobOptions => {
-    if (kind === 'fsck') return { verifyData: bool(f['verifyData'], f['csrf'] !== undefined ? false : true) };
+    // The page's form sends verifyData=0 then, if ticked, verifyData=1 (the last one wins).
+    if (kind === 'fsck') return { verifyData: bool(f['verifyData'], true) };
     const utilization = f['utilization'] === undefined || f['utilization'] === '' ? 0.5 : Number(f['utilization']);
     if (!(utilization >= 0 && utilization <= 1)) throw new HttpError(400, `utilization must be between 0 and 1, not ${f['utilization']}`);
     return { dryRun: bool(f['dryRun'], false), utilization };

@@ -66,7 +66,7 @@ test('admin API: authentication, CSRF, snapshots, jobs, browse, download', { tim
     assert.equal((await post(cookie, { name: 'a' })).status, 403, 'no token');
     assert.equal((await post(cookie, { name: 'a' }, { 'x-silt-csrf': basicCsrf })).status, 403, "another caller's token");
     assert.equal((await post(cookie, { name: 'a' }, { 'x-silt-csrf': sessionCsrf, origin: 'http://evil.example' })).status, 403, 'foreign Origin');
-    assert.deepEqual(fs.volume.snapshots, [], 'nothing refused changed anything');
+    assert.equal(fs.volume.snapshots.length, 0, 'nothing refused changed anything');
     const created = await post(cookie, { name: 'a' }, { 'x-silt-csrf': sessionCsrf });
     assert.equal(created.status, 201);
     assert.equal(((await created.json()) as { name: string }).name, 'a');
