@@ -7,7 +7,7 @@ import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { runFsck, runGc, runMkfs, runSnapshot } from './admin.ts';
 import { CliError, DEFAULT_STORE, DEFAULT_VOLUME, configureLogging, configureStore, describe, logger } from './common.ts';
-import { ConfigError, applySettings, configReference, engineTuning, flagName, locateConfig, readConfigJson, validateConfig, SETTINGS, describeKind, envName } from './config.ts';
+import { ConfigError, applySettings, configReference, engineTuning, flagName, locateConfig, readConfigJson, validateConfig, SETTINGS, describeKind, envName, formatDefault } from './config.ts';
 import { runStat } from './stat.ts';
 import { registerSmbCommand } from './smb.ts';
 import { registerServeCommand } from './serve.ts';
@@ -28,6 +28,9 @@ Store URLs:
   swift+http://HOST:PORT/auth/v1.0  OpenStack Swift (SILT_SWIFT_USER, SILT_SWIFT_KEY)
   s3+http://HOST:PORT/BUCKET        S3, path style (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION)
   memory:NAME                       in-process memory (tests)
+
+Settings: a flag, else its SILT_* environment variable, else the configuration file (--config FILE,
+$SILT_CONFIG, ./silt.json or ~/.config/silt/config.json), else the default. See docs/CONFIG.md.
 
 Examples:
   silt mkfs --store file:/srv/silt
@@ -297,7 +300,7 @@ for (const cmd of program.commands) {
   for (const s of SETTINGS) {
     if (s.tuning === undefined || !s.commands?.includes(cmd.name()) || has(flagName(s.key))) continue;
     cmd.addOption(
-      new Option(`${flagName(s.key)} <${s.kind.t === 'int' && s.kind.unit === 'bytes' ? 'bytes' : s.kind.t === 'int' && s.kind.unit === 'ms' ? 'ms' : 'n'}>`, `${s.description} (default ${String(s.default)}; ${describeKind(s.kind)}; ${envName(s.key)})`).helpGroup(
+      new Option(`${flagName(s.key)} <${s.kind.t === 'int' && s.kind.unit === 'bytes' ? 'bytes' : s.kind.t === 'int' && s.kind.unit === 'ms' ? 'ms' : 'n'}>`, `${s.description} (default ${formatDefault(s)}; ${describeKind(s.kind)}; ${envName(s.key)})`).helpGroup(
         'Limits and timeouts:',
       ),
     );
