@@ -8,7 +8,9 @@
  *   - truncates the response body (headers promise more, the socket closes early),
  *   - truncates it "consistently" (Content-Length rewritten to the short length, as a broken
  *     middlebox would: only checksums can tell),
- *   - delays the request.
+ *   - delays the request,
+ *   - stalls: takes the request and never answers (the client's timeout must fire; the request
+ *     is not forwarded).
  * One seeded Random decides every request in arrival order, so a failure names its seed. The
  * Host header is forwarded unchanged, so Swift's tempauth hands out storage URLs that point back
  * at the proxy. Bounded: at most `maxConnections` client sockets, `upstreamSockets` upstream.
@@ -17,7 +19,7 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Random } from '../../src/util/index.ts';
 
-export type FaultName = 'error503' | 'resetRequest' | 'resetResponse' | 'truncate' | 'truncateConsistent' | 'delay';
+export type FaultName = 'error503' | 'resetRequest' | 'resetResponse' | 'truncate' | 'truncateConsistent' | 'delay' | 'stall';
 
 export type FaultRates = Partial<Record<FaultName, number>>;
 
@@ -53,6 +55,7 @@ export class FaultProxy {
     truncate: 0,
     truncateConsistent: 0,
     delay: 0,
+    stall: 0,
   };
   rates: FaultRates;
   private readonly random: Random;
@@ -95,7 +98,7 @@ export class FaultProxy {
 
   totalFaults(): number {
     const c = this.counts;
-    return c.error503 + c.resetRequest + c.resetResponse + c.truncate + c.truncateConsistent + c.delay;
+    return c.error503 + c.resetRequest + c.resetResponse + c.truncate + c.truncateConsistent + c.delay + c.stall;
   }
 
   private pick(method: string, path: string): FaultName | undefined {
@@ -103,7 +106,7 @@ export class FaultProxy {
     const u = this.random.next();
     if (this.opts.applies !== undefined && !this.opts.applies(method, path)) return undefined;
     let acc = 0;
-    for (const name of ['error503', 'resetRequest', 'resetResponse', 'truncate', 'truncateConsistent', 'delay'] as const) {
+    for (const name of ['error503', 'resetRequest', 'resetResponse', 'truncate', 'truncateConsistent', 'delay', 'stall'] as const) {
       acc += this.rates[name] ?? 0;
       if (u < acc) return name;
     }
@@ -122,6 +125,12 @@ export class FaultProxy {
     const kill = (): void => {
       req.socket.destroy();
     };
+
+    if (fault === 'stall') {
+      // Swallow the request; the socket stays open until the client gives up and closes it.
+      req.resume();
+      return;
+    }
 
     if (fault === 'error503') {
       req.resume();
