@@ -44,6 +44,9 @@ export function containerOf(rawPath: string): string {
 
 export class CountProxy {
   readonly counts: CountTable = {};
+  /** Requests in flight now, and the most seen at once, by container (reset with resetPeaks). */
+  readonly inflight: Record<string, number> = {};
+  readonly inflightPeak: Record<string, number> = {};
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   private readonly sockets = new Set<Socket>();
 
@@ -78,6 +81,11 @@ export class CountProxy {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  /** Forget the peaks of in-flight requests (call before a workload, read inflightPeak after). */
+  resetPeaks(): void {
+    for (const k of Object.keys(this.inflightPeak)) this.inflightPeak[k] = this.inflight[k] ?? 0;
+  }
+
   /** A deep copy of the counts so far (take one before and one after a workload). */
   snapshot(): CountTable {
     return JSON.parse(JSON.stringify(this.counts)) as CountTable;
@@ -108,6 +116,9 @@ export class CountProxy {
     const cell = (row[method] ??= { requests: 0, bytesIn: 0 });
     cell.requests++;
     req.on('data', (d: Buffer) => (cell.bytesIn += d.length));
+    this.inflight[c] = (this.inflight[c] ?? 0) + 1;
+    this.inflightPeak[c] = Math.max(this.inflightPeak[c] ?? 0, this.inflight[c]);
+    res.on('close', () => (this.inflight[c] = (this.inflight[c] ?? 1) - 1));
     const up = http.request(
       { host: this.upstreamHost, port: this.upstreamPort, method, path, headers: forwardHeaders(req.headers), agent: this.agent },
       (ures) => {
