@@ -70,8 +70,9 @@ export class RateSampler {
 
   start(): void {
     if (this.timer) return;
-    void this.sample();
-    this.timer = setInterval(() => void this.sample(), this.opts.intervalMs);
+    const take = (): void => void this.sample().catch(() => {}); // a missed sample is only a gap in a chart
+    take();
+    this.timer = setInterval(take, this.opts.intervalMs);
     this.timer.unref();
   }
 

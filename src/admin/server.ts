@@ -246,8 +246,14 @@ export async function startAdminServer(o: AdminServerOptions): Promise<AdminServ
       for (let off = 0; off < d.size; off += DOWNLOAD_CHUNK_BYTES) {
         const chunk = await d.read(off, Math.min(DOWNLOAD_CHUNK_BYTES, d.size - off));
         if (chunk.length === 0) break; // truncated while we read: the client sees a short body
-        if (!r.res.write(chunk)) await new Promise<void>((res) => r.res.once('drain', () => res()));
-        if (r.res.destroyed) return;
+        if (!r.res.write(chunk)) {
+          // A client that goes away never drains: 'close' ends the wait (and the download).
+          await new Promise<void>((res) => {
+            r.res.once('drain', res);
+            r.res.once('close', res);
+          });
+        }
+        if (r.res.destroyed || r.res.writableEnded) return;
       }
       r.res.end();
     } finally {
