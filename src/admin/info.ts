@@ -88,12 +88,14 @@ export interface OverviewSource {
 export class OverviewCollector {
   private listing: StoreListing | undefined;
   private listingInFlight: Promise<StoreListing> | undefined;
+  private segSums: { seq: number; segments: number; liveBytes: number } | undefined;
 
   constructor(private readonly src: OverviewSource) {}
 
   /** Forget the cached listing (after gc or a snapshot change). */
   invalidate(): void {
     this.listing = undefined;
+    this.segSums = undefined;
   }
 
   private async storeListing(seq: number): Promise<StoreListing> {
@@ -126,15 +128,20 @@ export class OverviewCollector {
   async overview(): Promise<OverviewView> {
     const fs = this.src.fs;
     const vol = fs.volume;
-    // The segment table as of the newest commit (commits change it under the lock).
+    // The segment table as of the newest commit (commits change it under the lock). Walking it
+    // holds the lock, so it is walked once per commit, not once per page refresh.
     const { seq, segments, liveBytes, commit } = await vol.lock.run(async () => {
+      const commit = vol.lastCommit;
+      const cached = this.segSums;
+      if (cached && cached.seq === commit.seq) return { ...cached, commit };
       let segments = 0;
       let liveBytes = 0;
       for await (const [, s] of vol.segments()) {
         segments++;
         liveBytes += s.liveBytes;
       }
-      return { seq: vol.lastCommit.seq, segments, liveBytes, commit: vol.lastCommit };
+      this.segSums = { seq: commit.seq, segments, liveBytes };
+      return { seq: commit.seq, segments, liveBytes, commit };
     });
     const listing = await this.storeListing(seq);
     const now = this.src.nowMs();
