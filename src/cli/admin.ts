@@ -292,15 +292,17 @@ export async function runSnapshot(
 }
 
 /**
- * The segments a snapshot alone keeps alive (no other snapshot and none of the newest two commits
- * reference them) and their stored size: what deleting it will let gc reclaim. ENOENT if absent.
+ * The segments a snapshot alone keeps alive (neither the newest commit nor another snapshot
+ * references them) and their stored size: what deleting it will let gc reclaim.
  */
 async function heldOnlyBy(v: Volume, name: string, onProgress: (done: number, total: number) => void): Promise<{ segments: number; bytes: number }> {
   const snap = v.snapshots.find((s) => s.name === name);
   if (!snap) return { segments: 0, bytes: 0 }; // deleteSnapshot says ENOENT
   const mine = new Set((await segmentsReferencedBy(v, await readCommit(v.store, v.prefix, snap.seq))).keys());
   mine.add(snap.seq * 2); // its commit segment
-  const others = [v.lastCommit.seq, v.lastCommit.seq - 1, ...v.snapshots.filter((s) => s.name !== name).map((s) => s.seq)];
+  // After the delete commits, gc keeps that commit and the current one (same trees) and the
+  // other snapshots: what the snapshot references beyond them is what gc will reclaim.
+  const others = [v.lastCommit.seq, ...v.snapshots.filter((s) => s.name !== name).map((s) => s.seq)];
   for (const seq of others) {
     if (seq < 1) continue;
     mine.delete(seq * 2);

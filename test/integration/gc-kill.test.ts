@@ -93,7 +93,7 @@ test('kill -9 of silt gc mid-run: nothing lost, fsck clean, the next silt gc fin
         killedAt = n;
         break;
       }
-      await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 20));
     }
     const code = await exited;
     assert.equal(code, 'SIGKILL', `silt gc was killed mid-run (it ended with ${code}):\n${out}`);
