@@ -44,6 +44,38 @@ interface Figures {
   bigGetMBps?: number;
   smallPutFilesPerSec?: number;
   smallGetFilesPerSec?: number;
+  /** CPU seconds (user + system) per workload and process: smbclient, smbd (all its processes), Silt's FUSE server. */
+  cpu?: Record<string, { smbclient: number; smbd: number; silt: number }>;
+}
+
+const CLK_TCK = 100;
+
+/** utime + stime of a process and of its children it has reaped, in seconds (0 if it is gone). */
+function processCpu(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
+/** smbd's main process and every process of its group (connection children not yet reaped). */
+function smbdCpu(pid: number): number {
+  let total = processCpu(pid);
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === pid) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[2]) === pid) total += (Number(f[11]) + Number(f[12])) / CLK_TCK; // pgrp
+    } catch {
+      // gone
+    }
+  }
+  return total;
 }
 
 function sha256File(file: string): Promise<string> {
@@ -128,22 +160,37 @@ async function main(): Promise<void> {
     await setSmbPassword(layout.conf, USER);
     plain = await Smbd.start({ smbd: findSamba().smbd, conf: layout.conf, stdinFifo: path.join(layout.root, 'smbd.stdin'), host: '127.0.0.1', port });
 
-    const client = (side: Side, cmds: string, cwd?: string): Promise<ShResult> =>
-      run('smbclient', [`//127.0.0.1/${side}`, '-p', String(side === 'silt' ? silt!.port : port), '-U', `${USER.name}%${USER.password}`, '-c', cmds], {
-        timeoutMs: 1_800_000,
-        ...(cwd && { cwd }),
-      });
+    const smbdPid = (side: Side): number => Number(fs.readFileSync(side === 'silt' ? path.join(silt!.stateDir, 'pid', 'smbd.pid') : path.join(layout.pid, 'smbd.pid'), 'utf8').trim());
+    const pids = { silt: smbdPid('silt'), plain: smbdPid('plain'), server: silt.mountServerPid() };
+    /** smbclient through bash, whose `times` adds the CPU time of its children (smbclient). */
+    const client = async (side: Side, cmds: string, what: string): Promise<ShResult> => {
+      const cpu0 = { smbd: smbdCpu(pids[side]), silt: side === 'silt' ? processCpu(pids.server) : 0 };
+      const r = await run(
+        'bash',
+        ['-c', 'smbclient "$@"; rc=$?; times >&2; exit $rc', 'smbclient', `//127.0.0.1/${side}`, '-p', String(side === 'silt' ? silt!.port : port), '-U', `${USER.name}%${USER.password}`, '-c', cmds],
+        { timeoutMs: 1_800_000 },
+      );
+      await new Promise((res) => setTimeout(res, 300)); // smbd reaps the connection's process
+      const t = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(r.stderr.trim());
+      const clientCpu = t ? Number(t[1]) * 60 + Number(t[2]) + Number(t[3]) * 60 + Number(t[4]) : NaN;
+      (results[side].cpu ??= {})[what] = {
+        smbclient: clientCpu,
+        smbd: smbdCpu(pids[side]) - cpu0.smbd,
+        silt: side === 'silt' ? processCpu(pids.server) - cpu0.silt : 0,
+      };
+      return { ...r, stderr: r.stderr.replace(/(\d+m[\d.]+s \d+m[\d.]+s\s*){2}$/, '') };
+    };
     const sides: Side[] = ['silt', 'plain'];
     const mb = BIG_MIB * MiB / 1e6;
 
     for (const side of sides) {
-      const r = checked(await client(side, `lcd ${local}; put big`), `${side} put big`);
+      const r = checked(await client(side, `lcd ${local}; put big`, 'bigPut'), `${side} put big`);
       results[side].bigPutMBps = mb / (r.ms / 1000);
       console.error(`${side}: put ${BIG_MIB} MiB in ${(r.ms / 1000).toFixed(1)} s`);
     }
     for (const side of sides) {
       const back = path.join(local, `big.${side}`);
-      const r = checked(await client(side, `lcd ${local}; get big big.${side}`), `${side} get big`);
+      const r = checked(await client(side, `lcd ${local}; get big big.${side}`, 'bigGet'), `${side} get big`);
       results[side].bigGetMBps = mb / (r.ms / 1000);
       console.error(`${side}: get ${BIG_MIB} MiB in ${(r.ms / 1000).toFixed(1)} s`);
       const sha = await sha256File(back);
@@ -151,14 +198,14 @@ async function main(): Promise<void> {
       fs.rmSync(back);
     }
     for (const side of FILES > 0 ? sides : []) {
-      const r = checked(await client(side, `prompt OFF; lcd ${small}; mkdir small; cd small; mput *`), `${side} mput`);
+      const r = checked(await client(side, `prompt OFF; lcd ${small}; mkdir small; cd small; mput *`, 'smallPut'), `${side} mput`);
       results[side].smallPutFilesPerSec = FILES / (r.ms / 1000);
       console.error(`${side}: put ${FILES} files in ${(r.ms / 1000).toFixed(1)} s`);
     }
     for (const side of FILES > 0 ? sides : []) {
       const dest = path.join(local, `small.${side}`);
       fs.mkdirSync(dest);
-      const r = checked(await client(side, `prompt OFF; lcd ${dest}; cd small; mget *`), `${side} mget`);
+      const r = checked(await client(side, `prompt OFF; lcd ${dest}; cd small; mget *`, 'smallGet'), `${side} mget`);
       results[side].smallGetFilesPerSec = FILES / (r.ms / 1000);
       console.error(`${side}: get ${FILES} files in ${(r.ms / 1000).toFixed(1)} s`);
       const d = checked(await run('diff', ['-r', '-q', small, dest]), `${side}: diff -r of the small files`);
@@ -175,7 +222,7 @@ async function main(): Promise<void> {
   }
   const load1 = loadavg();
 
-  const rows: Array<[keyof Figures, string, string]> = [
+  const rows: Array<[Exclude<keyof Figures, 'cpu'>, string, string]> = [
     ['bigPutMBps', `put ${BIG_MIB} MiB`, 'MB/s'],
     ['bigGetMBps', `get ${BIG_MIB} MiB`, 'MB/s'],
     ['smallPutFilesPerSec', `mput ${FILES} files of ${FILE_BYTES} B`, 'files/s'],
@@ -191,6 +238,14 @@ async function main(): Promise<void> {
     const a = results.silt[k] ?? NaN;
     const b = results.plain[k] ?? NaN;
     out.push(`| ${label} | ${fmt(a)} | ${fmt(b)} | ${unit} | ${(a / b).toFixed(2)} |`);
+  }
+  out.push('', 'CPU seconds (user + system) of each process per workload: smbclient / smbd / Silt FUSE server', '');
+  out.push('| workload | silt smb | plain-directory share |', '|---|---|---|');
+  for (const [k, label] of [['bigPut', `put ${BIG_MIB} MiB`], ['bigGet', `get ${BIG_MIB} MiB`], ['smallPut', `mput ${FILES} files`], ['smallGet', `mget ${FILES} files`]] as const) {
+    const a = results.silt.cpu?.[k];
+    const b = results.plain.cpu?.[k];
+    if (!a || !b) continue;
+    out.push(`| ${label} | ${a.smbclient.toFixed(1)} / ${a.smbd.toFixed(1)} / ${a.silt.toFixed(1)} (total ${(a.smbclient + a.smbd + a.silt).toFixed(1)}) | ${b.smbclient.toFixed(1)} / ${b.smbd.toFixed(1)} (total ${(b.smbclient + b.smbd).toFixed(1)}) |`);
   }
   const put = (results.silt.bigPutMBps ?? NaN) / (results.plain.bigPutMBps ?? NaN);
   const get = (results.silt.bigGetMBps ?? NaN) / (results.plain.bigGetMBps ?? NaN);
