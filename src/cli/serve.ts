@@ -143,6 +143,7 @@ export async function runServe(o: ServeFlags): Promise<void> {
   }
   const where = `${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`;
   lease.setAddress(where);
+  void lease.renew(); // tell would-be second owners the real address now, not at the first heartbeat
   process.stdout.write(`silt: serving volume '${o.volume}' from ${o.store} over JSON-RPC on ${where} (pid ${process.pid})${tokenNote}\n`);
   if (!['127.0.0.1', '::1', 'localhost'].includes(server.host)) {
     log.warn('listening beyond loopback: the token and all data travel unencrypted; use a private network or a TLS tunnel');
