@@ -83,12 +83,12 @@ export interface CrashCampaignReport {
 /** A failure with everything needed to replay it. */
 export class CrashCampaignFailure extends Error {}
 
-interface Cli {
+export interface Cli {
   argv: string[];
 }
 
 /** Bundle src/cli/main.ts into one ES module (falls back to bin/silt.mjs through tsx). */
-async function prepareCli(tmp: string, log: (l: string) => void): Promise<Cli> {
+export async function prepareCli(tmp: string, log: (l: string) => void): Promise<Cli> {
   const dir = path.join(tmp, 'cli');
   try {
     const esbuild = (await import('esbuild')) as typeof import('esbuild');
