@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A large file through `silt smb` with the real smbd and smbclient: put, get, cmp, MB/s; then the
 # same transfers through an smbd share of a plain local directory on the same disk, in the same
-# run, for comparison. npm test moves 256 MiB; this is the 1 GiB check (docs/SMB.md).
+# run, for comparison. npm test moves 1 GiB too; this runs it alone, on any store (docs/SMB.md).
 #
 # Usage (root): scripts/smb-large-file.sh [SIZE_MIB] [STORE_URL]
 #   SIZE_MIB   default 1024
