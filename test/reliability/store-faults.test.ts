@@ -137,7 +137,7 @@ after(async () => {
 const kinds: Array<[string, FaultRates, { headersMs?: number }]> = [
   ['503', { error503: 0.1 }, {}],
   ['connection reset (before and after the upstream acted)', { resetRequest: 0.05, resetResponse: 0.05 }, {}],
-  ['stall until the client times out', { stall: 0.1 }, { headersMs: 1_500 }],
+  ['stall until the client times out', { stall: 0.1 }, { headersMs: 1_000 }],
   ['truncated body (cut, and cut with a rewritten Content-Length)', { truncate: 0.05, truncateConsistent: 0.05 }, {}],
   ['slow answers', { delay: 0.1 }, {}],
 ];
@@ -151,7 +151,7 @@ describe(`the engine on Swift through a faulty proxy (seed ${seed})`, { timeout:
       const rnd = new Random(seed + k);
       // Write through the faults.
       const fs = await openFileSystem({ store: await swift(p.endpoint, timeouts), volume, create: true, ...engineOptions });
-      const synced = await workload(fs, rnd, 4);
+      const synced = await workload(fs, rnd, 3);
       await fs.close();
       // Read everything back cold, still through the faults (GETs are faulted too).
       const cold = await openFileSystem({ store: await swift(p.endpoint, timeouts), volume, ...engineOptions });
