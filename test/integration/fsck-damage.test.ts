@@ -1,7 +1,8 @@
 /**
  * fsck finds each kind of damage deliberately injected into a copy of a volume (a LocalStore
  * directory copied with cp -a): a flipped byte in a data segment, a missing segment, a missing
- * segment only a snapshot references, a wrong link count, a dangling directory entry. Each is an
+ * segment only a snapshot references, a wrong link count, a dangling directory entry, a directory
+ * cycle, a live-byte count that differs from the recount. Each is an
  * error naming the object or inode. Then `silt fsck` itself: exit 0 clean, 1 damaged (with a --json
  * report), 2 when it cannot run.
  */
@@ -162,6 +163,21 @@ test('a directory cycle (an entry naming the root): reported', async () => {
   });
   const errs = errorsOf(await fsck(dir));
   assert.ok(errs.some((e) => e.startsWith('inode 1:') && e.includes('cycle')), errs.join('\n'));
+});
+
+test('a live-byte count off from the recount: the segment is named', async () => {
+  const dir = await copy();
+  const key = liveSegs[0]!;
+  const seg = parseInt(key.slice('default/seg/'.length), 16) * 2 + 1;
+  await withFs(dir, async (f) => {
+    await f.volume.lock.run(async () => {
+      f.volume.addLive(seg, 4096);
+      f.volume.markChanged();
+    });
+    await f.sync();
+  });
+  const errs = errorsOf(await fsck(dir));
+  assert.ok(errs.some((e) => e.startsWith(`segment ${key}:`) && e.includes('live-byte count')), errs.join('\n'));
 });
 
 test('silt fsck: exit 0 clean, 1 with problems (--json names them), 2 when it cannot run', async () => {
