@@ -318,10 +318,16 @@ program.hook('preAction', (_root, actionCommand) => {
   if (r.file) logger().debug('configuration file', { path: r.file.path, from: r.file.from });
 });
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  const e = err instanceof ConfigError ? new CliError(err.message) : describe(err);
-  process.stderr.write(`silt: ${e.message}\n`);
-  process.exitCode = e.exitCode;
+/** The whole command tree, for tests that inspect it (help texts) without running a command. */
+export { program };
+
+// SILT_CLI_NO_PARSE=1: build the commands only (a test imports this module to read every help text).
+if (process.env['SILT_CLI_NO_PARSE'] !== '1') {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    const e = err instanceof ConfigError ? new CliError(err.message) : describe(err);
+    process.stderr.write(`silt: ${e.message}\n`);
+    process.exitCode = e.exitCode;
+  }
 }
