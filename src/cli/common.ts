@@ -117,7 +117,11 @@ export function describe(err: unknown, context?: string, storeUrl?: string): Cli
     return new CliError(`${pre}${err.message}`);
   }
   if (err instanceof StoreError) {
-    if (err.kind === 'auth') return new CliError(`${pre}the object store refused the credentials: ${err.message}; ${credentialHint(storeUrl)}`);
+    if (err.kind === 'auth') {
+      // Credentials missing altogether: the backend's message already says which variables to set.
+      if (/^no (Swift|S3) credentials/.test(err.message)) return new CliError(`${pre}${err.message}`);
+      return new CliError(`${pre}the object store refused the credentials: ${err.message}; ${credentialHint(storeUrl)}`);
+    }
     if (err.kind === 'unavailable') {
       const code = netCode(err);
       const where = (storeUrl && storeHostPort(storeUrl)) ?? /(?:reach|to) (\S+:\d+)/.exec(err.message)?.[1];
