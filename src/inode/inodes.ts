@@ -6,6 +6,7 @@ import {
   S_IFDIR,
   S_IFMT,
   assert,
+  metrics,
   systemClock,
   type Clock,
 } from '../util/index.ts';
@@ -131,8 +132,10 @@ export class Inodes {
     if (hit) {
       this.cache.delete(ino);
       this.cache.set(ino, hit);
+      metrics.inodeCacheHits.inc();
       return hit;
     }
+    metrics.inodeCacheMisses.inc();
     if (this.tableDeletes.has(ino)) throw new FsError('ENOENT', `inode ${ino} no longer exists`);
     const raw = await this.volume.inodeTable.get(ino);
     if (!raw) throw new FsError('ENOENT', `inode ${ino} does not exist`);

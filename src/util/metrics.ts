@@ -89,14 +89,23 @@ export const metrics = {
   }),
   cacheHits: new Counter({ name: 'silt_cache_hits_total', help: 'Segment reader cache hits', registers: [registry] }),
   cacheMisses: new Counter({ name: 'silt_cache_misses_total', help: 'Segment reader cache misses (ranged GETs)', registers: [registry] }),
+  inodeCacheHits: new Counter({ name: 'silt_inode_cache_hits_total', help: 'Inode lookups answered from memory', registers: [registry] }),
+  inodeCacheMisses: new Counter({ name: 'silt_inode_cache_misses_total', help: 'Inode lookups that read the inode table', registers: [registry] }),
   cacheHitRatio: new Gauge({
     name: 'silt_cache_hit_ratio',
-    help: 'Segment reader cache hits / (hits + misses) since start, at scrape time',
+    help: 'Cache hits / (hits + misses) since start, by cache (segment: the segment reader; inode: the inode cache), at scrape time',
+    labelNames: ['cache'] as const,
     registers: [registry],
     async collect() {
-      const hits = (await registry.getSingleMetric('silt_cache_hits_total')?.get())?.values[0]?.value ?? 0;
-      const misses = (await registry.getSingleMetric('silt_cache_misses_total')?.get())?.values[0]?.value ?? 0;
-      if (hits + misses > 0) this.set(hits / (hits + misses));
+      const value = async (name: string): Promise<number> => (await registry.getSingleMetric(name)?.get())?.values[0]?.value ?? 0;
+      for (const [cache, h, m] of [
+        ['segment', 'silt_cache_hits_total', 'silt_cache_misses_total'],
+        ['inode', 'silt_inode_cache_hits_total', 'silt_inode_cache_misses_total'],
+      ] as const) {
+        const hits = await value(h);
+        const misses = await value(m);
+        if (hits + misses > 0) this.set({ cache }, hits / (hits + misses));
+      }
     },
   }),
   ops: new Counter({

@@ -240,6 +240,8 @@ test('metrics after a FUSE workload move by the right amounts; stat --json match
     const age = afterW.get('silt_checkpoint_age_seconds');
     assert.ok(age !== undefined && age >= 0 && age < 60, `checkpoint age ${age}`);
     assert.ok((afterW.get('silt_commit_sequence') ?? 0) >= N + 1);
+    const inodeHits = afterW.get('silt_cache_hit_ratio{cache="inode"}');
+    assert.ok(inodeHits !== undefined && inodeHits > 0 && inodeHits <= 1, `inode cache hit ratio ${inodeHits}`);
     for (const name of afterW.keys()) assert.ok(name.startsWith('silt_'), `metric ${name} is prefixed silt_`);
 
     // While mounted: stat shows the owner; a second mount of the same directory is refused as busy;
