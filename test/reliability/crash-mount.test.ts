@@ -15,7 +15,7 @@ import { runCrashCampaign } from './crash-driver.ts';
 
 const seed = process.env['SILT_SEED'] !== undefined ? Number(process.env['SILT_SEED']) : Math.floor(Math.random() * 2 ** 31);
 const crashPoints = Number(process.env['SILT_CRASH_POINTS'] ?? 100);
-const seconds = Number(process.env['SILT_CRASH_SECONDS'] ?? 100);
+const seconds = Number(process.env['SILT_CRASH_SECONDS'] ?? 80);
 const lanes = Number(process.env['SILT_CRASH_LANES'] ?? 3);
 
 describe('crash campaign: kill -9 of silt mount under a syscall workload', { skip: fuseUnavailable(), timeout: (seconds + 240) * 1000 }, () => {
