@@ -136,28 +136,32 @@ async function configCases(cfg: string): Promise<void> {
     assert.equal(r.code, 0, r.stderr);
     return (JSON.parse(r.stdout) as { settings: Record<string, { value: unknown; source: string }> }).settings;
   };
-  const [fromFile, fromEnv] = await Promise.all([
+  const store = `file:${join(dir, 'cfgstore')}`;
+  const [fromFile, fromEnv, made] = await Promise.all([
     show(['stat']), // ./silt.json in the working directory
     show(['mount', '--config', cfg], { SILT_VOLUME: 'fromenv', SILT_CACHE_BYTES_MAX: '2MiB' }),
+    cli(['mkfs', '--store', store, '--volume', 'fromfile']),
   ]);
+  assert.equal(made.code, 0, made.stderr);
   assert.deepEqual(fromFile['volume'], { value: 'fromfile', source: 'config', from: `${cfg}: volume` });
   assert.deepEqual(fromFile['store'], { value: 'file:/from-section', source: 'config', from: `${cfg}: stat.store` });
   assert.deepEqual(fromEnv['volume'], { value: 'fromenv', source: 'env', from: 'SILT_VOLUME' });
   assert.deepEqual(fromEnv['cacheBytesMax'], { value: 2 * 2 ** 20, source: 'env', from: 'SILT_CACHE_BYTES_MAX' });
 
   // A flag beats all, through a real command: stat reads the flag's store, not the file's.
-  const store = `file:${join(dir, 'cfgstore')}`;
-  assert.equal((await cli(['mkfs', '--store', store, '--volume', 'fromfile'])).code, 0);
-  const st = await cli(['stat', '--store', store, '--json'], { SILT_VOLUME: 'nope' });
+  const bad = join(dir, 'bad.json');
+  writeFileSync(bad, JSON.stringify({ logLevel: 'loud', mount: { flushIntervalMs: -5, metrcis: '127.0.0.1:1' } }));
+  const [st, ok, r1, r3] = await Promise.all([
+    cli(['stat', '--store', store, '--json'], { SILT_VOLUME: 'nope' }),
+    cli(['stat', '--store', store, '--json']),
+    cli(['stat', '--config', bad]),
+    cli(['stat', '--store-retry-attempts', '99'], { SILT_CONFIG: join(dir, 'missing.json') }),
+  ]);
   assert.equal(st.code, 2);
   assert.match(st.stderr, /volume 'nope' does not exist/, 'SILT_VOLUME beats the file');
-  const ok = await cli(['stat', '--store', store, '--json']);
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal((JSON.parse(ok.stdout) as { volume: string }).volume, 'fromfile');
 
-  const bad = join(dir, 'bad.json');
-  writeFileSync(bad, JSON.stringify({ logLevel: 'loud', mount: { flushIntervalMs: -5, metrcis: '127.0.0.1:1' } }));
-  const [r1, r3] = await Promise.all([cli(['stat', '--config', bad]), cli(['stat', '--store-retry-attempts', '99'], { SILT_CONFIG: join(dir, 'missing.json') })]);
   assert.equal(r1.code, 2);
   assert.equal(
     r1.stderr,
@@ -176,7 +180,7 @@ test('errors name the fix: unreachable store, bad credentials, missing volume, n
   const mp = join(dir, 'errs-mnt');
   mkdirSync(mp);
   const creds = { SILT_SWIFT_USER: swift.user, SILT_SWIFT_KEY: swift.key };
-  const [unreachable, badKey, badS3, missing, missingStore, noFuse] = await Promise.all([
+  const [unreachable, badKey, badS3, missing, missingStore, noFuse, nobody] = await Promise.all([
     cli(['stat', '--store', 'swift+http://127.0.0.1:1/auth/v1.0', '--store-retry-attempts', '1'], creds),
     cli(['stat', '--store', swift.storeUrl], { ...creds, SILT_SWIFT_KEY: 'wrong' }),
     cli(['stat', '--store', `${swift.s3Base}/silt-ops`], { AWS_ACCESS_KEY_ID: swift.user, AWS_SECRET_ACCESS_KEY: 'wrong' }),
@@ -185,6 +189,12 @@ test('errors name the fix: unreachable store, bad credentials, missing volume, n
     // A private mount namespace whose /dev is empty: no FUSE device.
     new Promise<Run>((res) =>
       execFile('unshare', ['-m', 'sh', '-c', `mount -t tmpfs tmpfs /dev && exec "${process.execPath}" "${silt}" mount --store ${store} ${mp}`], { env: baseEnv }, (err, stdout, stderr) =>
+        res({ code: err ? Number(err.code) : 0, stdout, stderr }),
+      ),
+    ),
+    // An unprivileged user: the device or mount(8) refuses; the message says to run as root.
+    new Promise<Run>((res) =>
+      execFile('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, silt, 'mount', '--store', store, mp], { env: { ...baseEnv, HOME: '/tmp' } }, (err, stdout, stderr) =>
         res({ code: err ? Number(err.code) : 0, stdout, stderr }),
       ),
     ),
@@ -199,12 +209,6 @@ test('errors name the fix: unreachable store, bad credentials, missing volume, n
   assert.equal(noFuse.code, 2);
   assert.match(noFuse.stderr, /^silt: no \/dev\/fuse: this machine has no FUSE device\. Install fuse3 and load the module \(modprobe fuse\)/);
 
-  // An unprivileged user: the device or mount(8) refuses; the message says to run as root.
-  const nobody = await new Promise<Run>((res) =>
-    execFile('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, silt, 'mount', '--store', store, mp], { env: { ...baseEnv, HOME: '/tmp' } }, (err, stdout, stderr) =>
-      res({ code: err ? Number(err.code) : 0, stdout, stderr }),
-    ),
-  );
   assert.equal(nobody.code, 2, nobody.stderr);
   assert.match(nobody.stderr, /^silt: no permission to (open \/dev\/fuse \(EACCES\)|mount): .*run (silt mount )?(it )?as root/);
 });
@@ -274,7 +278,7 @@ test('metrics after a FUSE workload move by the right amounts; stat --json match
   }
   const snap = await cli(['snapshot', 'create', 'nightly', '--store', store, '--force']);
   assert.equal(snap.code, 0, snap.stderr);
-  const st = await cli(['stat', '--store', store, '--json']);
+  const [st, human] = await Promise.all([cli(['stat', '--store', store, '--json']), cli(['stat', '--store', store])]);
   assert.equal(st.code, 0, st.stderr);
   const s = JSON.parse(st.stdout) as Record<string, unknown>;
   assert.equal(s['volume'], 'default');
@@ -291,7 +295,6 @@ test('metrics after a FUSE workload move by the right amounts; stat --json match
   assert.deepEqual((s['snapshots'] as Array<{ name: string }>).map((x) => x.name), ['nightly']);
   const owner = s['owner'] as { state: string } | 'unknown';
   assert.ok(owner === 'unknown' || owner.state === 'released', `after umount the lease is released, not ${JSON.stringify(owner)}`);
-  const human = await cli(['stat', '--store', store]);
   assert.match(human.stdout, new RegExp(`^inodes +${N + 1}: ${N} files, 1 directories, 0 symlinks$`, 'm'));
   assert.match(human.stdout, /^snapshots +1: nightly \(commit \d+\)$/m);
   assert.match(human.stdout, /^owner +/m);
