@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { http, md5hex, s3, swift, swiftLogin } from '../support/objapi-fixture.ts';
@@ -58,6 +58,48 @@ test('silt serve --http serves Swift and S3 over the volume; SIGTERM commits', {
     const rep = await checkVolume(store, 'default');
     assert.ok(rep.clean, JSON.stringify(rep.problems));
     await store.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('silt serve --http takes several users from the configuration file; each works in both dialects', { timeout: 120_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'silt-objapi-serve-'));
+  try {
+    const config = join(dir, 'silt.json');
+    await writeFile(config, JSON.stringify({ serve: { http: '127.0.0.1:0', httpUser: ['acc:alice', 'bob'], httpKey: ['alice-key', 'bob-key'] } }), { mode: 0o600 });
+    const env = { ...process.env };
+    delete env['SILT_HTTP_USER'];
+    delete env['SILT_HTTP_KEY'];
+    const child = spawn(process.execPath, [SILT, 'serve', '--config', config, '--store', `file:${join(dir, 'store')}`, '--mkfs', '--listen', '127.0.0.1:0', '--token', 't'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env,
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let port = 0;
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline && port === 0; ) {
+      const m = /object API for volume 'default' on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) port = Number(m[1]);
+      else await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(port > 0, `no object API line:\n${out}\n${err}`);
+    try {
+      const a = await swiftLogin(port, 'acc:alice', 'alice-key');
+      assert.equal((await swift(port, a, 'PUT', '/c')).status, 201);
+      assert.equal((await swift(port, a, 'PUT', '/c/o', {}, 'from alice')).status, 201);
+      const b = await swiftLogin(port, 'bob', 'bob-key');
+      assert.equal((await swift(port, b, 'GET', '/c/o')).text, 'from alice');
+      assert.equal((await s3(port, { path: '/c/o' }, { accessKey: 'bob', secret: 'bob-key' })).text, 'from alice');
+      assert.equal((await s3(port, { path: '/c/o' }, { accessKey: 'bob', secret: 'alice-key' })).status, 403);
+      await assert.rejects(swiftLogin(port, 'acc:alice', 'bob-key'), /401/);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, err);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
