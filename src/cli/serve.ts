@@ -139,7 +139,7 @@ export async function runServe(o: ServeFlags): Promise<void> {
     writeTokenFile(file, token);
     tokenNote = `; token in ${file} (mode 0600)`;
   } else {
-    tokenNote = '; token from ' + (o.token !== undefined ? '--token' : 'the environment');
+    tokenNote = '; token as given (--token, SILT_TOKEN or the configuration file)';
   }
   const where = `${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`;
   lease.setAddress(where);
