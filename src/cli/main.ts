@@ -284,7 +284,12 @@ Examples:
       if (!target) throw new CliError(`silt config show: no command ${command}; one of ${program.commands.map((c) => c.name()).join(', ')}`);
       if (o.config !== undefined) target.setOptionValueWithSource('config', o.config, 'cli');
       const r = applySettings(target, program);
-      process.stdout.write(JSON.stringify({ command: target.name(), file: r.file?.path ?? null, settings: r.values }, null, 2) + '\n');
+      // Secrets (keys, tokens, passwords) are shown as set or not, never printed.
+      const secret = /key|token|password|secret/i;
+      const settings = Object.fromEntries(
+        Object.entries(r.values).map(([k, v]) => [k, secret.test(k) && v.value !== undefined ? { ...v, value: '(set, hidden)' } : v]),
+      );
+      process.stdout.write(JSON.stringify({ command: target.name(), file: r.file?.path ?? null, settings }, null, 2) + '\n');
       return;
     }
     throw new CliError(`silt config: unknown action ${action}: use check, show or reference`);

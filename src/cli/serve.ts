@@ -169,6 +169,8 @@ export async function runServe(o: ServeFlags): Promise<void> {
       await lease.release().catch(() => {});
       throw describe(e, `cannot mount at ${o.mount}`);
     }
+    // Changes made through the object API invalidate what the kernel cached for this mount.
+    http?.api.notifyChanges(local.server);
     process.stdout.write(`silt: volume '${o.volume}' also mounted at ${local.server.mountpoint}\n`);
   }
 
@@ -183,6 +185,7 @@ export async function runServe(o: ServeFlags): Promise<void> {
       log.info(`${why}: stopping`, { volume: o.volume });
       clearInterval(fenceWatch);
       // The local mount first (lazily if busy: open files are served until they close).
+      http?.api.notifyChanges(undefined);
       await local?.unmount();
       await admin?.server.close();
       await http?.api.close();

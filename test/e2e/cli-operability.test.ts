@@ -137,11 +137,16 @@ async function configCases(cfg: string): Promise<void> {
     return (JSON.parse(r.stdout) as { settings: Record<string, { value: unknown; source: string }> }).settings;
   };
   const store = `file:${join(dir, 'cfgstore')}`;
-  const [fromFile, fromEnv, made] = await Promise.all([
+  const [fromFile, fromEnv, made, secrets] = await Promise.all([
     show(['stat']), // ./silt.json in the working directory
     show(['mount', '--config', cfg], { SILT_VOLUME: 'fromenv', SILT_CACHE_BYTES_MAX: '2MiB' }),
     cli(['mkfs', '--store', store, '--volume', 'fromfile']),
+    cli(['config', 'show', 'serve'], { SILT_HTTP_USER: 'ops', SILT_HTTP_KEY: 'hunter2-secret', SILT_TOKEN: 'tok-secret' }),
   ]);
+  // Secrets are never printed, only that they are set.
+  assert.equal(secrets.code, 0, secrets.stderr);
+  assert.doesNotMatch(secrets.stdout, /hunter2-secret|tok-secret/);
+  assert.equal((JSON.parse(secrets.stdout) as { settings: Record<string, { value: unknown }> }).settings['httpKey']?.value, '(set, hidden)');
   assert.equal(made.code, 0, made.stderr);
   assert.deepEqual(fromFile['volume'], { value: 'fromfile', source: 'config', from: `${cfg}: volume` });
   assert.deepEqual(fromFile['store'], { value: 'file:/from-section', source: 'config', from: `${cfg}: stat.store` });
