@@ -4,22 +4,13 @@
  */
 import { hostname } from 'node:os';
 import { O_RDONLY, rootIdentity, type Attr, type SiltFileSystem } from '../fs/index.ts';
-import { describeHolder, readLease } from '../headhunter/index.ts';
+import { readOwnerSummary, type OwnerSummary } from '../headhunter/index.ts';
 import { listAll } from '../objstore/index.ts';
 import { isCommitSegment, segmentKey } from '../segment/index.ts';
 import { FsError, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../util/index.ts';
 
 /** The owner lease of the volume, as `silt stat --json` shows it ('unknown' when there is none). */
-export interface OwnerLeaseView {
-  role: string;
-  host: string;
-  pid: number;
-  address: string;
-  /** live, stale, dead or released. */
-  state: string;
-  heartbeatAgeMs: number;
-  description: string;
-}
+export type OwnerLeaseView = OwnerSummary;
 
 /**
  * Fields of `silt stat --json`, with the same names and meanings (stat's per-type inode counts
@@ -110,12 +101,7 @@ export class OverviewCollector {
         objects++;
         bytes += o.size;
       }
-      let owner: OwnerLeaseView | 'unknown' = 'unknown';
-      const lease = await readLease(vol.store, this.src.volume).catch(() => undefined);
-      if (lease) {
-        const h = lease.holder;
-        owner = { role: h.role, host: h.host, pid: h.pid, address: h.address, state: lease.state, heartbeatAgeMs: lease.ageMs, description: describeHolder(lease) };
-      }
+      const owner = await readOwnerSummary(vol.store, this.src.volume).catch(() => 'unknown' as const);
       const fresh = { commitSeq: seq, timeMs: this.src.nowMs(), objects, bytes, owner };
       this.listing = fresh;
       return fresh;

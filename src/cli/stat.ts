@@ -7,7 +7,7 @@
  * It only reads: the volume is opened without writing a commit, so it is safe on a served volume
  * (it shows the newest durable commit, which may trail the server's memory by one flush interval).
  */
-import { Volume, decodeInode, validateVolumeName } from '../headhunter/index.ts';
+import { Volume, decodeInode, readOwnerSummary, validateVolumeName, type OwnerSummary } from '../headhunter/index.ts';
 import { listAll } from '../objstore/index.ts';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../util/index.ts';
 import { CliError, connect, describe, formatAge, formatBytes, type StoreFlags } from './common.ts';
@@ -40,43 +40,8 @@ export interface VolumeStat {
   owner: OwnerStat | 'unknown';
 }
 
-export interface OwnerStat {
-  role: string;
-  host: string;
-  pid: number;
-  address: string;
-  /** live, stale (no heartbeat for a while), dead (its process is gone), released. */
-  state: string;
-  heartbeatAgeMs: number;
-  description: string;
-}
-
-/** What stat reads of an owner lease (headhunter/lease.ts; looked up at run time, so stat works without it). */
-interface LeaseView {
-  holder: { role: string; host: string; pid: number; address: string };
-  ageMs: number;
-  state: string;
-}
-
-/** The owner lease of a volume, if the lease module is present and the volume has one. */
-async function readOwner(store: Parameters<typeof Volume.open>[0], volume: string): Promise<OwnerStat | 'unknown'> {
-  const hh = (await import('../headhunter/index.ts')) as Record<string, unknown>;
-  const read = hh['readLease'] as ((s: typeof store, v: string) => Promise<LeaseView | undefined>) | undefined;
-  const describeHolder = hh['describeHolder'] as ((v: LeaseView) => string) | undefined;
-  if (read === undefined) return 'unknown';
-  const view = await read(store, volume);
-  if (view === undefined) return 'unknown';
-  const h = view.holder;
-  return {
-    role: h.role,
-    host: h.host,
-    pid: h.pid,
-    address: h.address,
-    state: view.state,
-    heartbeatAgeMs: view.ageMs,
-    description: describeHolder ? describeHolder(view) : `${h.role} pid ${h.pid} on ${h.host}`,
-  };
-}
+/** Who owns a volume (headhunter/lease.ts), as stat shows it. */
+export type OwnerStat = OwnerSummary;
 
 export async function collectStat(f: StoreFlags): Promise<VolumeStat> {
   try {
@@ -116,7 +81,7 @@ export async function collectStat(f: StoreFlags): Promise<VolumeStat> {
       storedObjects++;
       storedBytes += o.size;
     }
-    const owner = await readOwner(store, f.volume).catch(() => 'unknown' as const);
+    const owner = await readOwnerSummary(store, f.volume).catch(() => 'unknown' as const);
     return {
       volume: f.volume,
       store: store.capabilities.description,

@@ -43,6 +43,7 @@ export {
   VolumeLease,
   LeaseHeldError,
   readLease,
+  readOwnerSummary,
   describeHolder,
   DEFAULT_LEASE_INTERVAL_MS,
   DEFAULT_LEASE_STALE_INTERVALS,
@@ -50,4 +51,5 @@ export {
   type LeaseRecord,
   type LeaseState,
   type LeaseView,
+  type OwnerSummary,
 } from './lease.ts';

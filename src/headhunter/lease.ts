@@ -176,6 +176,26 @@ export async function readLease(store: ObjectStore, volume: string): Promise<Lea
   return rec ? viewOf(rec, os.hostname(), thisBootId(), Date.now()) : undefined;
 }
 
+/** An owner lease as status displays show it (`silt stat --json`, the admin overview). */
+export interface OwnerSummary {
+  role: string;
+  host: string;
+  pid: number;
+  address: string;
+  /** live, stale (no heartbeat for a while), dead (its process is gone), released. */
+  state: LeaseState;
+  heartbeatAgeMs: number;
+  description: string;
+}
+
+/** The volume's owner for a status display, or 'unknown' when there is no lease to read. */
+export async function readOwnerSummary(store: ObjectStore, volume: string): Promise<OwnerSummary | 'unknown'> {
+  const view = await readLease(store, volume);
+  if (view === undefined) return 'unknown';
+  const h = view.holder;
+  return { role: h.role, host: h.host, pid: h.pid, address: h.address, state: view.state, heartbeatAgeMs: view.ageMs, description: describeHolder(view) };
+}
+
 /** The owner lease of one volume, held by this process. */
 export class VolumeLease {
   private record: LeaseRecord;
