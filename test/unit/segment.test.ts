@@ -418,15 +418,14 @@ test('reader: sequential reads fetch a read-ahead window and serve the rest from
   const recLen = 1000 + RECORD_HEADER_BYTES;
   const window = 10 * recLen; // exactly ten records per GET
   const r = reader(store, { readAheadBytes: window });
-  // First read: just the record; then a background prefetch of the next window.
+  // The segment's first record starts a scan: that record, then three windows ahead in the background.
   assert.deepEqual(await r.read(s.locs[0]!, RecordType.DATA), s.payloads[0]);
   await settle();
-  assert.equal(r.counters.gets, 2);
+  assert.equal(r.counters.gets, 4);
+  assert.equal(r.counters.readAheadGets, 3);
   for (let i = 1; i <= 10; i++) assert.deepEqual(await r.read(s.locs[i]!, RecordType.DATA), s.payloads[i]);
   await settle();
-  assert.equal(r.counters.cacheHits, 10, 'records 1..10 came from the prefetched window');
-  // Reading record 10 (the last of the window) triggered the next prefetch.
-  assert.equal(r.counters.gets, 3);
+  assert.equal(r.counters.cacheHits, 10, 'records 1..10 came from the read-ahead windows');
   for (let i = 11; i < n; i++) assert.deepEqual(await r.read(s.locs[i]!, RecordType.DATA), s.payloads[i]);
   await settle();
   assert.ok(r.counters.gets <= 6, `40 sequential records in ~${Math.ceil(n / 10) + 1} GETs, took ${r.counters.gets}`);
@@ -436,6 +435,87 @@ test('reader: sequential reads fetch a read-ahead window and serve the rest from
   for (const i of [30, 5, 17]) assert.deepEqual(await rnd.read(s.locs[i]!, RecordType.DATA), s.payloads[i]);
   assert.equal(rnd.counters.gets, 3);
   assert.equal(rnd.counters.bytesFetched, 3 * recLen);
+});
+
+test('reader: out-of-order concurrent reads are detected as sequential; windows cut records and rejoin them', async () => {
+  const n = 200;
+  const s = buildSegment(dataSegmentId(7), new Array(n).fill(1000));
+  const store = new MemoryStore();
+  await store.put(segmentKey('v/', dataSegmentId(7)), s.bytes);
+  const recLen = 1000 + RECORD_HEADER_BYTES;
+  // A window that is not a whole number of records: every window edge cuts a record.
+  const r = new SegmentReader({ store, volumePrefix: 'v/', cacheBytesMax: 1 << 20, readAheadBytes: Math.floor(7.5 * recLen), readAheadWindows: 4 }, null);
+  // Start mid-segment (not at the first record), four reads in flight at a time, each group out of order.
+  for (let g = 40; g < n; g += 4) {
+    const order = [g + 2, g, g + 3, g + 1].filter((i) => i < n);
+    const got = await Promise.all(order.map((i) => r.read(s.locs[i]!, RecordType.DATA)));
+    order.forEach((i, k) => assert.deepEqual(got[k], s.payloads[i], `record ${i}`));
+  }
+  await settle();
+  const reads = n - 40;
+  assert.ok(r.counters.readAheadGets > 0, 'read-ahead started');
+  assert.ok(r.counters.cacheMisses <= 8, `${r.counters.cacheMisses} of ${reads} reads fetched their own record`);
+  assert.ok(r.counters.gets <= Math.ceil((reads * recLen) / (7.5 * recLen)) + 10, `${reads} records took ${r.counters.gets} GETs`);
+});
+
+test('reader: random reads do not start read-ahead', async () => {
+  const n = 120;
+  const s = buildSegment(dataSegmentId(8), new Array(n).fill(64 * 1024));
+  const store = new MemoryStore();
+  await store.put(segmentKey('v/', dataSegmentId(8)), s.bytes);
+  const recLen = 64 * 1024 + RECORD_HEADER_BYTES;
+  const r = reader(store, { cacheBytesMax: 64 << 20, readAheadBytes: 4 << 20 });
+  // Each read lands more than the sequential slack (2 MiB) away from every earlier one.
+  const picks = [100, 20, 70, 5, 45, 119];
+  for (const i of picks) assert.deepEqual(await r.read(s.locs[i]!, RecordType.DATA), s.payloads[i]);
+  await settle();
+  assert.equal(r.counters.readAheadGets, 0);
+  assert.equal(r.counters.gets, picks.length);
+  assert.equal(r.counters.bytesFetched, picks.length * recLen);
+  // The same reader then notices a sequential run (second advancing read) and reads ahead.
+  await r.read(s.locs[30]!, RecordType.DATA);
+  await r.read(s.locs[31]!, RecordType.DATA);
+  await settle();
+  assert.ok(r.counters.readAheadGets > 0);
+});
+
+test('reader: read-ahead memory stays within half the cache; the cache bound holds', async () => {
+  const n = 100;
+  const s = buildSegment(dataSegmentId(9), new Array(n).fill(16 * 1024));
+  const store = new MemoryStore();
+  await store.put(segmentKey('v/', dataSegmentId(9)), s.bytes);
+  const cacheMax = 256 * 1024;
+  // Asked for 8 windows of 1 MiB: far more than the cache allows.
+  const r = new SegmentReader({ store, volumePrefix: 'v/', cacheBytesMax: cacheMax, readAheadBytes: 1 << 20, readAheadWindows: 8 }, null);
+  const cacheBytes = () => (r as unknown as { cacheBytes: number }).cacheBytes;
+  for (let i = 0; i < n; i++) {
+    assert.deepEqual(await r.read(s.locs[i]!, RecordType.DATA), s.payloads[i]);
+    assert.ok(cacheBytes() <= cacheMax, `cache holds ${cacheBytes()}`);
+  }
+  await settle();
+  assert.ok(r.counters.readAheadGets > 0, 'read-ahead ran');
+  assert.ok(r.counters.aheadBytesPeak > 0 && r.counters.aheadBytesPeak <= cacheMax / 2, `peak in flight ${r.counters.aheadBytesPeak}`);
+  assert.ok(cacheBytes() <= cacheMax);
+  assert.ok(r.counters.cacheMisses < n / 4, `${r.counters.cacheMisses} misses of ${n}`);
+});
+
+test('reader: a scan moving on to the next segment starts read-ahead at its first record; none before', async () => {
+  const a = buildSegment(dataSegmentId(20), new Array(30).fill(1000));
+  const b = buildSegment(dataSegmentId(21), new Array(30).fill(1000));
+  const store = new MemoryStore();
+  await store.put(segmentKey('v/', dataSegmentId(20)), a.bytes);
+  await store.put(segmentKey('v/', dataSegmentId(21)), b.bytes);
+  const r = reader(store, { readAheadBytes: 8 * 1024 });
+  for (let i = 0; i < 30; i++) assert.deepEqual(await r.read(a.locs[i]!, RecordType.DATA), a.payloads[i]);
+  await settle();
+  // Never a GET of a segment nobody has read from yet (it may be an uncommitted orphan).
+  assert.equal(store.stats.gets, r.counters.gets);
+  const misses = r.counters.cacheMisses;
+  assert.deepEqual(await r.read(b.locs[0]!, RecordType.DATA), b.payloads[0]);
+  await settle();
+  assert.ok(r.counters.readAheadGets > 0);
+  for (let i = 1; i < 30; i++) assert.deepEqual(await r.read(b.locs[i]!, RecordType.DATA), b.payloads[i]);
+  assert.equal(r.counters.cacheMisses, misses + 1, 'only the first record of the new segment was fetched on its own');
 });
 
 test('reader: the cache is bounded in bytes and evicts least recently used first', async () => {
