@@ -319,17 +319,26 @@ export class Volume {
     if (sealed.record.seq - this.headSeq >= this.opts.headEveryCommits) this.writeHead(sealed.record.seq);
   }
 
+  /**
+   * Move the pending live-byte deltas into the segment table. A segment's delta leaves the pending
+   * map only once the table holds it, so a store read that fails part-way (loading a table node)
+   * leaves the rest pending for the next commit: table + pending = referenced, always. Each table
+   * get/put/delete loads what it needs before changing anything, so none is applied by half.
+   */
   private async applyLiveDelta(): Promise<void> {
-    const deltas = this.liveDelta;
-    this.liveDelta = new Map();
-    for (const [seg, delta] of deltas) {
-      if (delta === 0) continue;
-      const cur = await this.segTable.get(seg);
-      const liveBytes = (cur?.liveBytes ?? 0) + delta;
-      if (liveBytes <= 0 && cur) await this.segTable.delete(seg);
-      else if (liveBytes > 0) {
-        await this.segTable.put(seg, { kind: isCommitSegment(seg) ? SegmentKind.COMMIT : SegmentKind.DATA, liveBytes });
+    for (const [seg, delta] of [...this.liveDelta]) {
+      if (delta !== 0) {
+        const cur = await this.segTable.get(seg);
+        const liveBytes = (cur?.liveBytes ?? 0) + delta;
+        if (liveBytes <= 0 && cur) await this.segTable.delete(seg);
+        else if (liveBytes > 0) {
+          await this.segTable.put(seg, { kind: isCommitSegment(seg) ? SegmentKind.COMMIT : SegmentKind.DATA, liveBytes });
+        }
       }
+      // Subtract rather than delete: the entry may have grown while this awaited.
+      const left = (this.liveDelta.get(seg) ?? 0) - delta;
+      if (left === 0) this.liveDelta.delete(seg);
+      else this.liveDelta.set(seg, left);
     }
   }
 
