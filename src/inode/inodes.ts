@@ -197,12 +197,19 @@ export class Inodes {
   async maybeFree(inode: Inode): Promise<void> {
     if (inode.nlink > 0 || inode.busy) return;
     if (!this.cache.has(inode.ino)) return; // already freed
-    if (inode.isFile) {
-      const t = this.extentsOf(inode);
-      for await (const [, e] of t.entries()) this.volume.addLive(e.rec.seg, -e.n);
+    // All-or-nothing: every store read (extent leaves, tree nodes) happens before any live-byte
+    // delta is recorded, so a failed read leaves the accounting untouched. The table delete of
+    // the inode is already pending, though, and would leak its extents' bytes: stop committing.
+    const freed: Extent[] = [];
+    try {
+      if (inode.isFile) for await (const [, e] of this.extentsOf(inode).entries()) freed.push(e);
+      const tree = inode.isDir ? this.dirTreeOf(inode) : inode.isFile ? this.extentsOf(inode) : null;
+      if (tree) await tree.destroy();
+    } catch (err) {
+      this.volume.halt(err);
+      throw err;
     }
-    const tree = inode.isDir ? this.dirTreeOf(inode) : inode.isFile ? this.extentsOf(inode) : null;
-    if (tree) await tree.destroy();
+    for (const e of freed) this.volume.addLive(e.rec.seg, -e.n);
     inode.dirTree = null;
     inode.extents = null;
     this.dirtySet.delete(inode);

@@ -96,3 +96,35 @@ test('a GET failing while a commit applies live-byte deltas loses none of them',
   await fs.close();
   assert.deepEqual(await liveByteErrors(mem), []);
 });
+
+test('a GET failing while an unpinned, unlinked file is freed leaves no half-freed accounting', async () => {
+  const mem = new MemoryStore();
+  const store = new FailLogGetStore(mem);
+  let fs = await open(store);
+  const f = await fs.create(root, 1, 'doomed', 0o644);
+  // Scattered writes: many extents, so the extent tree is read back node by node.
+  for (let i = 0; i < 64; i++) await fs.write(root, f.ino, i * 8192, Buffer.alloc(1024, i));
+  await fs.sync();
+  await fs.close();
+  assert.deepEqual(await liveByteErrors(mem), []);
+
+  fs = await open(store);
+  const a = await fs.lookup(root, 1, 'doomed');
+  fs.pin(a.ino); // a front end (FUSE lookup count) holds the inode
+  await fs.unlink(root, 1, 'doomed'); // unlinked, but not freed while pinned
+  store.failLogGets = true;
+  fs.unpin(a.ino); // frees it: reads the extent tree, which fails
+  await fs.volume.lock.run(async () => {}); // the unpin has run
+  store.failLogGets = false;
+  assert.ok(store.failedGets.length > 0, 'freeing the file read its extent tree from the store');
+  // The unlink's table delete is pending but the file's bytes were never released: that state
+  // must not be committed.
+  await assert.rejects(fs.sync(), (e: unknown) => e instanceof FsError && e.errno === 'EIO');
+  await fs.close().catch(() => {});
+  // Not even the warnings an unlinked-but-open file leaves: committed, the file's bytes would
+  // stay counted live with nothing referencing them, for good.
+  assert.deepEqual((await checkVolume(mem, V)).problems, []);
+  fs = await open(store);
+  assert.equal((await fs.lookup(root, 1, 'doomed')).ino, a.ino, 'the uncommitted unlink was rolled back');
+  await fs.close();
+});
