@@ -127,15 +127,19 @@ async function moveData(inodes: Inodes, loc: NodeLoc, owner: number, fileOffset:
   }
   if (hits.length === 0) return 0;
   const payload = await inodes.volume.reader.read(loc, RecordType.DATA);
+  // Before the first put: should a later one fail, the commit still writes the tree that the
+  // moves before it changed (and accounted).
+  inodes.markDirty(inode);
   let moved = 0;
   for (const [k, e] of hits) {
     const rec = inodes.volume.writer.appendData(owner, k, payload.subarray(e.skip, e.skip + e.n), true);
+    // Account only once the extent points at the copy: a put that fails (this runs outside the
+    // file system's halt-on-failure) leaves the accounting as it was, the copy merely dead.
+    await t.put(k, { rec, skip: 0, n: e.n });
     inodes.volume.addLive(rec.seg, e.n);
     inodes.volume.addLive(loc.seg, -e.n);
-    await t.put(k, { rec, skip: 0, n: e.n });
     moved += e.n;
   }
-  inodes.markDirty(inode);
   return moved;
 }
 
