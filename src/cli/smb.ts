@@ -35,6 +35,7 @@ import {
   type SmbUser,
 } from '../smb/index.ts';
 import type { Logger } from '../util/log.ts';
+import { processAlive } from '../util/index.ts';
 import { CliError, DEFAULT_STORE, DEFAULT_VOLUME, logger as makeLogger } from './common.ts';
 
 export const DEFAULT_VFS_OBJECTS = 'streams_xattr acl_xattr';
@@ -74,15 +75,6 @@ function readPidInfo(file: string): PidInfo | undefined {
     return JSON.parse(fs.readFileSync(file, 'utf8')) as PidInfo;
   } catch {
     return undefined;
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -29,7 +29,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { listAll, type ObjectStore } from '../objstore/index.ts';
-import { FsError, StoreError, assert, nullLogger, type Logger } from '../util/index.ts';
+import { FsError, StoreError, assert, nullLogger, processAlive, type Logger } from '../util/index.ts';
 import type { Volume } from './volume.ts';
 
 export const DEFAULT_LEASE_INTERVAL_MS = 10_000;
@@ -113,15 +113,6 @@ function thisBootId(): string {
     return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
   } catch {
     return '';
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -19,3 +19,13 @@ export const FILE_SIZE_MAX = 2 ** 52;
 export const XATTR_NAME_MAX = 255;
 export const XATTR_SIZE_MAX = 65536;
 export const XATTR_TOTAL_MAX = 256 * 1024;
+
+/** Whether a process with this pid exists on this machine (EPERM: it exists, owned by someone else). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
