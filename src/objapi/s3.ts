@@ -225,9 +225,18 @@ function xmlBlocks(xml: string, tag: string): string[] {
   const re = new RegExp(`<(?:\\w+:)?${tag}(?:\\s[^>]*)?>([\\s\\S]*?)</(?:\\w+:)?${tag}>`, 'g');
   return [...xml.matchAll(re)].map((m) => m[1]!);
 }
+/** A value field (Quiet, PartNumber, ETag): surrounding whitespace is formatting, not content. */
 function xmlText(xml: string, tag: string): string | undefined {
   const b = xmlBlocks(xml, tag)[0];
   return b === undefined ? undefined : xmlUnescape(b.trim());
+}
+/**
+ * An object key: taken exactly as sent, never trimmed or normalized. Keys are bytes; ' x ' and 'x'
+ * are two objects, and trimming once made DeleteObjects delete an object the client did not name.
+ */
+function xmlKey(xml: string): string | undefined {
+  const b = xmlBlocks(xml, 'Key')[0];
+  return b === undefined ? undefined : xmlUnescape(b);
 }
 
 async function deleteObjects(ctx: Ctx, c: Call, bucket: string): Promise<void> {
@@ -242,7 +251,7 @@ async function deleteObjects(ctx: Ctx, c: Call, bucket: string): Promise<void> {
   const quiet = xmlText(xml, 'Quiet') === 'true';
   const out: string[] = [];
   for (const o of objects) {
-    const k = xmlText(o, 'Key');
+    const k = xmlKey(o);
     if (k === undefined) throw badRequest('an Object without a Key', 'MalformedXML');
     try {
       await ctx.ns.remove(me, cont, keyFromText(bucket, k));

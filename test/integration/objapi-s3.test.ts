@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { KEY, REGION, USER, http, md5hex, presign, s3, signS3, startFixture, type Fixture, type Resp } from '../support/objapi-fixture.ts';
+import { KEY, REGION, USER, awsEncode, http, md5hex, presign, s3, signS3, startFixture, swift, swiftLogin, type Fixture, type Resp } from '../support/objapi-fixture.ts';
 import { rootIdentity as root } from '../../src/fs/index.ts';
 import { S3Store } from '../../src/objstore/index.ts';
 
@@ -181,6 +181,38 @@ describe('objects', () => {
     assert.equal(tag(d.text, 'Error').length, 1, 'the traversal key is refused, the rest deleted');
     assert.equal((await s3(f.port, { method: 'HEAD', path: '/bkt/c/src' })).status, 404);
     assert.equal((await s3(f.port, { method: 'HEAD', path: '/bkt/c/dst2' })).status, 200);
+  });
+
+  test('DeleteObjects takes every key exactly as sent: spaces, dots, percent signs, entities and long UTF-8 are never trimmed or decoded', async () => {
+    // Regression: keys were trimmed, so deleting ' x ' removed 'x' (an object the client did not name).
+    assert.equal((await s3(f.port, { method: 'PUT', path: '/exact' })).status, 200);
+    const longUtf8 = '\u00fc'.repeat(100) + '\u{1F600}'.repeat(13); // 252 bytes in one component
+    const kept = ['_', 'x', 'y', 'A', 'a. .', '100%', 'sp/ace', ' sp/ace', '\u00fc'.repeat(127)];
+    const doomed = [' ', '_ ', ' x ', '  y', '%41', '. .', '100% ', 'sp/ace ', '\t', longUtf8];
+    const putable = [...kept, ...doomed.filter((k) => k !== '\t')];
+    for (const k of putable) assert.equal((await s3(f.port, { method: 'PUT', path: `/exact/${awsEncode(k, true)}`, body: `body of [${k}]` })).status, 200, JSON.stringify(k));
+    const entity = (k: string): string => [...k].map((ch) => (ch === ' ' || ch === '\t' || ch === '%' ? `&#x${ch.codePointAt(0)!.toString(16)};` : ch)).join('');
+    // ' ' literal, '_ ' literal, ' x ' and '  y' as character references, the rest literal; '\t' cannot be a file name here.
+    const xmlKeys = doomed.map((k, i) => (i === 2 || i === 3 || k === '\t' ? entity(k) : k));
+    const xml = `<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${xmlKeys.map((k) => `<Object><Key>${k}</Key></Object>`).join('')}</Delete>`;
+    const d = await s3(f.port, { method: 'POST', path: '/exact?delete', body: xml, headers: { 'content-md5': createHash('md5').update(xml).digest('base64') } });
+    assert.equal(d.status, 200, d.text);
+    const deleted = tag(d.text, 'Deleted').map((b) => unq(tag(b, 'Key')[0]!));
+    const errors = tag(d.text, 'Error').map((b) => unq(tag(b, 'Key')[0]!));
+    assert.deepEqual(deleted.sort(), doomed.filter((k) => k !== '\t').sort(), 'each named key reported deleted, as named');
+    assert.deepEqual(errors, ['\t'], 'the control-character key is an error of its own');
+    // What is left, through both APIs: every kept key with its own body, none of the doomed ones.
+    for (const k of kept) {
+      const g = await s3(f.port, { path: `/exact/${awsEncode(k, true)}` });
+      assert.equal(g.status, 200, JSON.stringify(k));
+      assert.equal(g.text, `body of [${k}]`);
+    }
+    for (const k of doomed.filter((k) => k !== '\t')) assert.equal((await s3(f.port, { method: 'HEAD', path: `/exact/${awsEncode(k, true)}` })).status, 404, JSON.stringify(k));
+    const sw = await swiftLogin(f.port);
+    const listed = await swift(f.port, sw, 'GET', '/exact?format=json');
+    assert.equal(listed.status, 200, listed.text);
+    const names = (JSON.parse(listed.text) as Array<{ name: string }>).map((o) => o.name);
+    assert.deepEqual(names.sort(), [...kept].sort(), 'the Swift listing holds exactly the keys not named');
   });
 });
 
