@@ -108,6 +108,13 @@ export class CountProxy {
     return out;
   }
 
+  /** Request body bytes of every method sent to `container` between two snapshots. */
+  static deltaBytes(before: CountTable, after: CountTable, container: string): number {
+    let n = 0;
+    for (const m of Object.keys(after[container] ?? {})) n += CountProxy.delta(before, after, container, m).bytesIn;
+    return n;
+  }
+
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const method = req.method ?? 'GET';
     const path = req.url ?? '/';

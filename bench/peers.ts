@@ -1,8 +1,9 @@
 /**
  * Silt beside its peers over the same Swift, in one run: raw Swift (a plain HTTP client: the
  * ceiling), Silt mounted on Swift (default mode, and --sync-on-close for the small-file
- * workloads), s3fs on Swift's S3 layer, rclone mount on Swift (--vfs-cache-mode writes) and a local
- * directory (the reference).
+ * workloads), s3fs on Swift's S3 layer, rclone mount on Swift (--vfs-cache-mode writes, and
+ * --vfs-cache-mode off, which streams each write into its PUT) and a local directory (the
+ * reference).
  *
  *   npm run bench:peers                  (full size: about 30-40 minutes on 2 cores)
  *   SILT_BENCH_SCALE=0.05 npm run bench:peers     (a quick run: a couple of minutes)
@@ -13,13 +14,19 @@
  * system) run has a time cap: a run that hits it is stopped (its mount killed and remounted), is
  * reported as "timed out after N s" with the progress it made, and is not repeated.
  *
+ * Beside the speeds, the load-independent costs of each FUSE server (the child process the bench
+ * spawns): its CPU seconds (utime + stime from /proc/PID/stat, all threads) around the small-file,
+ * sequential-write and cold-read workloads, per file or per GiB; its RSS after the big write and
+ * read, and its peak RSS (VmHWM) over the run. On a shared machine the speeds follow the load; CPU
+ * seconds and memory much less.
+ *
  * Environment (see bench/README.md):
  *   SILT_BENCH_SCALE (1)     sizes: 1,000 small files, 1 GiB big file, 10,000-entry tree, 2,048
  *                            random writes at 1; multiplied by the scale
  *   SILT_BENCH_REPS (3)      repetitions
  *   SILT_BENCH_CAP_S         time cap per run, seconds (default max(30, 150 x scale))
  *   SILT_BENCH_OUT           output folder (default bench/results/peers-<timestamp>)
- *   SILT_BENCH_SYSTEMS       comma list to run a subset (raw,silt,silt-soc,s3fs,rclone,local)
+ *   SILT_BENCH_SYSTEMS       comma list to run a subset (raw,silt,silt-soc,s3fs,rclone,rclone-off,local)
  *   BENCH_DIR                where mountpoints, rclone's cache and the local directory go
  */
 process.env['UV_THREADPOOL_SIZE'] ??= '24';
@@ -90,6 +97,42 @@ function sh(cmd: string, args: string[], timeoutMs = 120_000): { status: number 
   return { status: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
 }
 
+/** Clock ticks per second of the times in /proc/PID/stat (100 on practically every Linux). */
+const CLK_TCK = (() => {
+  const n = Number(sh('getconf', ['CLK_TCK']).out.trim());
+  return Number.isInteger(n) && n > 0 ? n : 100;
+})();
+
+/**
+ * CPU seconds (user + system) a process has used so far: fields 14 and 15 of /proc/PID/stat, which
+ * sum all its threads (Silt's worker threads and libuv pool, rclone's and s3fs's threads) but not
+ * its children. Undefined once it is gone.
+ */
+function processCpuS(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count from after its last ')',
+    // where field 3 starts.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(f[14 - 3]) + Number(f[15 - 3]);
+    return Number.isFinite(ticks) ? ticks / CLK_TCK : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** VmRSS (resident now) or VmHWM (the most it was resident) of a process, in MiB; undefined once it is gone. */
+function processMemMiB(pid: number | undefined, key: 'VmRSS' | 'VmHWM'): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function isMounted(dir: string): boolean {
   const want = resolve(dir);
   for (const line of readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
@@ -140,14 +183,15 @@ const smallPayload = Buffer.alloc(SMALL_BYTES, 0x5a);
 
 // ------------------------------------------------------------------------------------ systems
 
-type SystemName = 'raw' | 'silt' | 'silt-soc' | 's3fs' | 'rclone' | 'local';
-const ALL_SYSTEMS: SystemName[] = ['raw', 'silt', 'silt-soc', 's3fs', 'rclone', 'local'];
+type SystemName = 'raw' | 'silt' | 'silt-soc' | 's3fs' | 'rclone' | 'rclone-off' | 'local';
+const ALL_SYSTEMS: SystemName[] = ['raw', 'silt', 'silt-soc', 's3fs', 'rclone', 'rclone-off', 'local'];
 const LABEL: Record<SystemName, string> = {
   raw: 'raw Swift',
   silt: 'Silt',
   'silt-soc': 'Silt sync-on-close',
   s3fs: 's3fs',
-  rclone: 'rclone',
+  rclone: 'rclone writes',
+  'rclone-off': 'rclone off',
   local: 'local dir',
 };
 
@@ -164,6 +208,8 @@ interface FsSystem {
   recover(): Promise<void>;
   /** Wait until everything written so far is in the store (rclone's write-back, Silt's commit). */
   settle(dir: string): Promise<void>;
+  /** The process serving the mount, for its CPU time and memory (none for the local directory). */
+  readonly pid: number | undefined;
 }
 
 interface Env {
@@ -179,6 +225,8 @@ abstract class MountedSystem implements FsSystem {
   mnt: string;
   root: string;
   child: ChildProcess | undefined;
+  /** The highest VmHWM seen of any of its server processes (each restart starts a new one). */
+  peakRssMiB: number | undefined;
 
   constructor(tag: string) {
     this.container = `bench-${tag}-${runId}`;
@@ -188,6 +236,19 @@ abstract class MountedSystem implements FsSystem {
   }
 
   protected abstract command(): { cmd: string; args: string[]; env: NodeJS.ProcessEnv };
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /**
+   * Fold the server's VmHWM into the run's peak. Called before every stop, restart or kill: the
+   * kernel keeps the high-water mark only as long as the process lives.
+   */
+  notePeak(): void {
+    const hwm = processMemMiB(this.pid, 'VmHWM');
+    if (hwm !== undefined) this.peakRssMiB = Math.max(this.peakRssMiB ?? 0, hwm);
+  }
 
   async start(): Promise<void> {
     const { cmd, args, env } = this.command();
@@ -217,6 +278,7 @@ abstract class MountedSystem implements FsSystem {
   }
 
   async stop(): Promise<void> {
+    this.notePeak();
     if (isMounted(this.mnt)) sh('fusermount3', ['-u', this.mnt]);
     if (!(await this.waitExit(60_000))) {
       log(`${this.name}: server did not exit after unmount; killing it`);
@@ -228,6 +290,7 @@ abstract class MountedSystem implements FsSystem {
   }
 
   async recover(): Promise<void> {
+    this.notePeak();
     this.child?.kill('SIGKILL');
     await this.waitExit(10_000);
     if (isMounted(this.mnt)) sh('fusermount3', ['-uz', this.mnt]);
@@ -258,6 +321,7 @@ class SiltSystem extends MountedSystem {
 
   override async stop(): Promise<void> {
     // SIGTERM: the server unmounts, makes a final commit and exits.
+    this.notePeak();
     this.child?.kill('SIGTERM');
     if (!(await this.waitExit(120_000))) log('silt: server did not exit within 120 s of SIGTERM');
     await super.stop();
@@ -291,12 +355,24 @@ class S3fsSystem extends MountedSystem {
   }
 }
 
+/**
+ * rclone mount on Swift. `writes`: files open for writing go to a local cache folder, close
+ * returns at once and the upload follows (write-back). `off`: no cache; a sequential write streams
+ * straight into the object's PUT and close returns once the PUT has (no random writes, no
+ * read-write opens).
+ */
 class RcloneSystem extends MountedSystem {
-  name: SystemName = 'rclone';
+  name: SystemName;
   rcPort = 0;
-  cacheDir = join(base, 'rclone-cache');
-  constructor(private readonly env: Env) {
-    super('rclone');
+  cacheDir: string;
+  constructor(
+    private readonly env: Env,
+    readonly mode: 'writes' | 'off',
+  ) {
+    const tag = mode === 'off' ? 'rclone-off' : 'rclone';
+    super(tag);
+    this.name = tag;
+    this.cacheDir = join(base, `${tag}-cache`);
   }
 
   protected command() {
@@ -304,7 +380,7 @@ class RcloneSystem extends MountedSystem {
       cmd: 'rclone',
       args: [
         'mount', `sb:${this.container}`, this.mnt,
-        '--vfs-cache-mode', 'writes',
+        '--vfs-cache-mode', this.mode,
         '--cache-dir', this.cacheDir,
         '--rc', '--rc-addr', `127.0.0.1:${this.rcPort}`, '--rc-no-auth',
         '--config', '/dev/null',
@@ -333,6 +409,7 @@ class RcloneSystem extends MountedSystem {
 
   /** rclone acknowledges close before it uploads (write-back, 5 s by default): wait for the uploads. */
   override async settle(_dir: string): Promise<void> {
+    if (this.mode === 'off') return; // close returned after the PUT: nothing is pending
     await waitFor('rclone uploads to finish', async () => (await this.pendingUploads()) === 0, SETUP_CAP_S * 1000);
   }
 
@@ -340,13 +417,14 @@ class RcloneSystem extends MountedSystem {
     try {
       await this.settle(this.root);
     } catch (e) {
-      log(`rclone: ${String(e)}`);
+      log(`${this.name}: ${String(e)}`);
     }
     await super.stop();
   }
 
   override async recover(): Promise<void> {
     // A fresh cache: whatever the killed mount had not uploaded is dropped with it.
+    this.notePeak();
     this.child?.kill('SIGKILL');
     await this.waitExit(10_000);
     rmSync(this.cacheDir, { recursive: true, force: true });
@@ -368,6 +446,7 @@ class LocalSystem implements FsSystem {
   name: SystemName = 'local';
   container = '(none)';
   root = join(base, 'local');
+  readonly pid = undefined;
   async start(): Promise<void> {
     await fsp.mkdir(this.root, { recursive: true });
   }
@@ -449,18 +528,34 @@ interface WorkloadDef {
 const WORKLOADS: Record<WorkloadName, WorkloadDef> = {
   small1: { label: `${SMALL_FILES} x 4 KiB files, 1 writer (create, write, close)`, unit: 'files/s', systems: ALL_SYSTEMS },
   small8: { label: `${SMALL_FILES} x 4 KiB files, 8 writers`, unit: 'files/s', systems: ALL_SYSTEMS },
-  seqWrite: { label: `sequential write ${BIG_MIB} MiB + fsync`, unit: 'MiB/s', systems: ['raw', 'silt', 's3fs', 'rclone', 'local'] },
-  coldRead: { label: `cold sequential read ${BIG_MIB} MiB`, unit: 'MiB/s', systems: ['raw', 'silt', 's3fs', 'rclone', 'local'] },
-  stat: { label: `stat of ${TREE_FILES} files`, unit: 'stats/s', systems: ['raw', 'silt', 's3fs', 'rclone', 'local'] },
-  lsl: { label: `ls -l of ${TREE_FILES} entries`, unit: 's', lowerIsBetter: true, systems: ['raw', 'silt', 's3fs', 'rclone', 'local'] },
-  rename: { label: `rename of a directory of ${TREE_FILES} files`, unit: 'ms', lowerIsBetter: true, systems: ['raw', 'silt', 's3fs', 'rclone', 'local'] },
+  seqWrite: { label: `sequential write ${BIG_MIB} MiB + fsync`, unit: 'MiB/s', systems: ['raw', 'silt', 's3fs', 'rclone', 'rclone-off', 'local'] },
+  coldRead: { label: `cold sequential read ${BIG_MIB} MiB`, unit: 'MiB/s', systems: ['raw', 'silt', 's3fs', 'rclone', 'rclone-off', 'local'] },
+  stat: { label: `stat of ${TREE_FILES} files`, unit: 'stats/s', systems: ['raw', 'silt', 's3fs', 'rclone', 'rclone-off', 'local'] },
+  lsl: { label: `ls -l of ${TREE_FILES} entries`, unit: 's', lowerIsBetter: true, systems: ['raw', 'silt', 's3fs', 'rclone', 'rclone-off', 'local'] },
+  rename: { label: `rename of a directory of ${TREE_FILES} files`, unit: 'ms', lowerIsBetter: true, systems: ['raw', 'silt', 's3fs', 'rclone', 'rclone-off', 'local'] },
   randomWrite: {
     label: `random 4 KiB overwrites in ${BIG_MIB} MiB, fsync every ${FSYNC_EVERY} (${RANDOM_WRITES} writes)`,
     unit: 'writes/s',
+    // Not rclone-off: without its cache rclone cannot write into the middle of an existing file.
     systems: ['silt', 's3fs', 'rclone', 'local'],
   },
 };
 const ORDER: WorkloadName[] = ['small1', 'small8', 'seqWrite', 'coldRead', 'stat', 'lsl', 'rename', 'randomWrite'];
+
+/** The workloads whose CPU cost is reported: per file written, or per GiB written or read. */
+const CPU_WORKLOADS: readonly WorkloadName[] = ['small1', 'small8', 'seqWrite', 'coldRead'];
+
+/**
+ * Put a run's CPU seconds into its figure, per unit of the data it moved: milliseconds per small
+ * file, seconds per GiB of the big file. Unlike the speeds, these barely move with the machine's
+ * load (a loaded machine costs some cache misses and context switches, not whole seconds).
+ */
+function addCpuCost(f: Figure, w: WorkloadName, cpuS: number): void {
+  const x = (f.extra ??= {});
+  x['cpuS'] = cpuS;
+  if (w === 'seqWrite' || w === 'coldRead') x['cpuSPerGiB'] = cpuS / (BIG_MIB / 1024);
+  else x['cpuMsPerFile'] = (cpuS * 1000) / SMALL_FILES;
+}
 
 /** Tree folder names alternate between repetitions, since rename moves it. */
 const treeName = (renames: number) => (renames % 2 === 0 ? 'tree' : 'tree-renamed');
@@ -500,9 +595,12 @@ async function fsSmall(sys: FsSystem, dir: string, conc: number, ctl: Ctl, env: 
   const c1 = env.proxy.snapshot();
   const puts = CountProxy.delta(c0, c1, sys.container, 'PUT').requests;
   const requests = Object.values(CountProxy.deltaAll(c0, c1, sys.container)).reduce((a, b) => a + b, 0);
+  // Request bodies of every method that reached the store, per file: 4,096 is the floor; what is
+  // above it is the system's own bookkeeping (Silt's commits, s3fs's and rclone's metadata).
+  const bytesPerFile = CountProxy.deltaBytes(c0, c1, sys.container) / SMALL_FILES;
   return {
     value: SMALL_FILES / closed,
-    extra: { filesPerSecInStore: SMALL_FILES / durable, puts, requests, putsPer1000Files: (puts * 1000) / SMALL_FILES },
+    extra: { filesPerSecInStore: SMALL_FILES / durable, puts, requests, putsPer1000Files: (puts * 1000) / SMALL_FILES, bytesPerFile },
   };
 }
 
@@ -620,7 +718,8 @@ async function rawSmall(raw: RawSwift, prefix: string, conc: number, ctl: Ctl, e
   const s = (now() - t0) / 1000;
   const c1 = env.proxy.snapshot();
   const puts = CountProxy.delta(c0, c1, raw.container, 'PUT').requests;
-  return { value: SMALL_FILES / s, extra: { filesPerSecInStore: SMALL_FILES / s, puts, requests: puts, putsPer1000Files: (puts * 1000) / SMALL_FILES } };
+  const bytesPerFile = CountProxy.deltaBytes(c0, c1, raw.container) / SMALL_FILES;
+  return { value: SMALL_FILES / s, extra: { filesPerSecInStore: SMALL_FILES / s, puts, requests: puts, putsPer1000Files: (puts * 1000) / SMALL_FILES, bytesPerFile } };
 }
 
 async function* bigStream(ctl: Ctl): AsyncIterable<Buffer> {
@@ -768,7 +867,8 @@ async function main(): Promise<void> {
   if (wanted.includes('silt')) fsSystems.set('silt', new SiltSystem('silt', env, false));
   if (wanted.includes('silt-soc')) fsSystems.set('silt-soc', new SiltSystem('silt-soc', env, true));
   if (wanted.includes('s3fs')) fsSystems.set('s3fs', new S3fsSystem(env));
-  if (wanted.includes('rclone')) fsSystems.set('rclone', new RcloneSystem(env));
+  if (wanted.includes('rclone')) fsSystems.set('rclone', new RcloneSystem(env, 'writes'));
+  if (wanted.includes('rclone-off')) fsSystems.set('rclone-off', new RcloneSystem(env, 'off'));
   if (wanted.includes('local')) fsSystems.set('local', new LocalSystem());
   const containers = [...(raw ? [raw.container] : []), ...[...fsSystems.values()].map((s) => s.container).filter((c) => c !== '(none)')];
 
@@ -781,23 +881,23 @@ async function main(): Promise<void> {
     const admin = raw ?? new RawSwift(env);
     if (!raw) await admin.start();
     for (const s of fsSystems.values()) if (s.container !== '(none)') await admin.createContainer(s.container);
-    // Untimed setup: the 10,000-entry tree on every system. For raw Swift, s3fs and rclone the
-    // objects are PUT straight into their containers before the mounts start (so rclone's
+    // Untimed setup: the 10,000-entry tree on every system. For raw Swift, s3fs and both rclones
+    // the objects are PUT straight into their containers before the mounts start (so rclone's
     // directory cache sees them); Silt and the local directory make theirs through the file system.
     const mtime = String(Math.floor(Date.now() / 1000));
     const s3 = fsSystems.get('s3fs');
-    const rc = fsSystems.get('rclone');
+    const rcs = [...fsSystems.values()].filter((s) => s instanceof RcloneSystem);
     await Promise.all([
       raw ? rawMakeTree(raw, raw.container, 'tree') : undefined,
       s3 ? rawMakeTree(admin, s3.container, 'bench/tree', { 'content-type': 'application/octet-stream', 'x-object-meta-mode': String(0o100644), 'x-object-meta-uid': '0', 'x-object-meta-gid': '0', 'x-object-meta-mtime': mtime }, ['bench/', 'bench/tree/']) : undefined,
-      rc ? rawMakeTree(admin, rc.container, 'bench/tree') : undefined,
+      ...rcs.map((rc) => rawMakeTree(admin, rc.container, 'bench/tree')),
     ]);
     if (!raw) await admin.stop();
     for (const s of fsSystems.values()) {
       log(`starting ${s.name}`);
       await s.start();
     }
-    for (const s of fsSystems.values()) if (s.name !== 's3fs' && s.name !== 'rclone') await fsMakeTree(s, join(s.root, 'tree'));
+    for (const s of fsSystems.values()) if (s.name !== 's3fs' && !(s instanceof RcloneSystem)) await fsMakeTree(s, join(s.root, 'tree'));
     for (const s of fsSystems.values()) {
       const n = (await fsp.readdir(join(s.root, 'tree'))).length;
       if (n !== TREE_FILES) throw new Error(`${s.name}: the tree has ${n} entries, expected ${TREE_FILES}`);
@@ -840,7 +940,12 @@ async function main(): Promise<void> {
                 default: throw new Error(`raw has no ${w}`);
               }
             };
+            // The raw client runs in this process: its cost is this process's CPU, which also holds
+            // the counting proxy (every byte of the run passes through it twice).
+            const u0 = process.cpuUsage();
             r = await capped(n, w, fn, async () => {});
+            const u = process.cpuUsage(u0);
+            if (r.figure !== undefined && CPU_WORKLOADS.includes(w)) addCpuCost(r.figure, w, (u.user + u.system) / 1e6);
           } else {
             const s = fsSystems.get(n)!;
             const tree = join(s.root, treeName(renames.get(n) ?? 0));
@@ -857,7 +962,19 @@ async function main(): Promise<void> {
                 case 'randomWrite': return fsRandomWrite(big, ctl);
               }
             };
+            // The server's CPU time right before and after: the workloads that wait until the
+            // data is in the store (small files, the big write) include the uploads that follow
+            // close (rclone's write-back, Silt's commit).
+            const pid = s.pid;
+            const cpu0 = processCpuS(pid);
             r = await capped(n, w, fn, () => s.recover());
+            const cpu1 = s.pid === pid ? processCpuS(pid) : undefined; // a recovered mount is another process
+            if (r.figure !== undefined && cpu0 !== undefined && cpu1 !== undefined && CPU_WORKLOADS.includes(w)) addCpuCost(r.figure, w, cpu1 - cpu0);
+            if (r.figure !== undefined && (w === 'seqWrite' || w === 'coldRead')) {
+              const rss = processMemMiB(s.pid, 'VmRSS');
+              if (rss !== undefined) (r.figure.extra ??= {})['rssMiB'] = rss;
+            }
+            if (s instanceof MountedSystem) s.notePeak();
             // rclone and Silt's default mode acknowledge before the store has the data: let the
             // uploads finish before the next system's run, so it does not compete with them.
             if (r.figure !== undefined && (w === 'randomWrite' || w === 'rename')) await s.settle(s.root).catch(() => undefined);
@@ -872,7 +989,7 @@ async function main(): Promise<void> {
             if (w === 'seqWrite') for (const x of ['coldRead', 'randomWrite'] as const) gaveUp.add(`${x}/${n}`);
           }
           const f = r.figure;
-          log(`  ${w.padEnd(11)} ${n.padEnd(8)} ${f ? `${fmt(f.value)} ${WORKLOADS[w].unit}${f.extra ? ' ' + JSON.stringify(roundAll(f.extra)) : ''}` : r.timedOut ? `timed out after ${CAP_S} s (${r.timedOut.done} done)` : `error`}`);
+          log(`  ${w.padEnd(11)} ${n.padEnd(10)} ${f ? `${fmt(f.value)} ${WORKLOADS[w].unit}${f.extra ? ' ' + JSON.stringify(roundAll(f.extra)) : ''}` : r.timedOut ? `timed out after ${CAP_S} s (${r.timedOut.done} done)` : `error`}`);
         }
       }
     }
@@ -890,7 +1007,10 @@ async function main(): Promise<void> {
   }
 
   const uptimeEnd = sh('uptime', []).out.trim();
-  const report = buildReport(results, {
+  // Every server's VmHWM was folded in before each stop, restart and kill (the last in the stops above).
+  const peakRssMiB: Partial<Record<SystemName, number>> = {};
+  for (const s of fsSystems.values()) if (s instanceof MountedSystem && s.peakRssMiB !== undefined) peakRssMiB[s.name] = s.peakRssMiB;
+  const report = buildReport(results, peakRssMiB, {
     started: started.toISOString(),
     finished: new Date().toISOString(),
     scale: SCALE,
@@ -998,7 +1118,7 @@ function ratio(a: Cell | undefined, b: Cell | undefined, w: WorkloadName): { tex
   return { text: '-' };
 }
 
-function buildReport(results: Results, meta: Record<string, unknown> & { machine: Record<string, unknown>; versions: Record<string, string>; capS: number }) {
+function buildReport(results: Results, peakRssMiB: Partial<Record<SystemName, number>>, meta: Record<string, unknown> & { machine: Record<string, unknown>; versions: Record<string, string>; capS: number }) {
   const cells: Partial<Record<WorkloadName, Partial<Record<SystemName, Cell>>>> = {};
   for (const w of ORDER) for (const s of ALL_SYSTEMS) {
     const c = summarise(results[w]?.[s]);
@@ -1030,18 +1150,57 @@ function buildReport(results: Results, meta: Record<string, unknown> & { machine
   extraRow('small1', 'puts', `PUTs at the store, ${SMALL_FILES} files, 1 writer`, 'requests');
   extraRow('small8', 'puts', `PUTs at the store, ${SMALL_FILES} files, 8 writers`, 'requests');
   extraRow('small1', 'requests', `all requests at the store, ${SMALL_FILES} files, 1 writer`, 'requests');
+  extraRow('small8', 'requests', `all requests at the store, ${SMALL_FILES} files, 8 writers`, 'requests');
+  extraRow('small1', 'bytesPerFile', `bytes sent to the store per file (request bodies), 1 writer`, 'bytes');
+  extraRow('small8', 'bytesPerFile', `bytes sent to the store per file (request bodies), 8 writers`, 'bytes');
   extraRow('coldRead', 'gets', `GETs at the store for the cold read`, 'requests');
   extraRow('coldRead', 'getsInFlightMax', `most GETs in flight at once during the cold read`, 'requests');
   L.push('');
   L.push('"Until in the store": the clock runs until the data is in Swift: for Silt\'s default mode an fsync of');
-  L.push('the directory (one commit), for rclone until its write-back cache has uploaded everything (rclone');
-  L.push('acknowledges close before it uploads), for the local directory `sync -f`. s3fs, raw Swift and Silt');
-  L.push('sync-on-close have the data in the store when close (or the PUT) returns. Raw Swift has no');
-  L.push('random overwrite (objects are immutable) and its "rename" is a server-side copy and a delete per');
-  L.push('object; its "ls -l" is a JSON container listing (names, sizes, dates) and its stat a HEAD per object.', '');
+  L.push('the directory (one commit), for rclone writes until its write-back cache has uploaded everything');
+  L.push('(it acknowledges close before it uploads), for the local directory `sync -f`. s3fs, rclone off');
+  L.push('(which streams each write into the object\'s PUT), raw Swift and Silt sync-on-close have the data');
+  L.push('in the store when close (or the PUT) returns. Raw Swift has no random overwrite (objects are');
+  L.push('immutable) and its "rename" is a server-side copy and a delete per object; its "ls -l" is a JSON');
+  L.push('container listing (names, sizes, dates) and its stat a HEAD per object. Bytes sent are request');
+  L.push('bodies of every method.', '');
+
+  // What the servers themselves cost: CPU per unit of data, and memory. Unlike the speeds above,
+  // these barely depend on the machine's load. The local directory has no server of its own.
+  const served = present.filter((s) => s !== 'local');
+  const val = (x: number | undefined) => (x === undefined ? '-' : fmt(x));
+  if (CPU_WORKLOADS.some((w) => served.some((s) => get(w, s)?.extra?.['cpuS'] !== undefined))) {
+    L.push('## CPU cost of the server process', '');
+    L.push(`| workload | unit | ${served.map((s) => (s === 'raw' ? `${LABEL[s]} (client)` : LABEL[s])).join(' | ')} |`);
+    L.push(`|---|---|${served.map(() => '---:').join('|')}|`);
+    for (const w of CPU_WORKLOADS) {
+      if (!cells[w]) continue;
+      const perGiB = w === 'seqWrite' || w === 'coldRead';
+      L.push(`| ${WORKLOADS[w].label} | ${perGiB ? 'CPU s per GiB' : 'CPU ms per file'} | ${served.map((s) => val(get(w, s)?.extra?.[perGiB ? 'cpuSPerGiB' : 'cpuMsPerFile'])).join(' | ')} |`);
+    }
+    L.push('');
+    L.push('User + system CPU time of the FUSE server process (all its threads; /proc/PID/stat) from right');
+    L.push('before to right after the workload, which for the small files and the sequential write includes');
+    L.push('the wait until the data is in the store (rclone writes\' uploads, Silt\'s commit). It leaves out the');
+    L.push('kernel\'s FUSE work done in the writer\'s own system calls. Raw Swift: the CPU time of the bench');
+    L.push('process (`process.cpuUsage()`), which also runs the counting proxy that every system\'s bytes pass');
+    L.push('through: an upper bound of the client\'s own cost.', '');
+  }
+  const mounted = served.filter((s) => s !== 'raw');
+  if (mounted.length > 0) {
+    L.push('## Memory of the server process', '');
+    L.push(`| figure | unit | ${mounted.map((s) => LABEL[s]).join(' | ')} |`);
+    L.push(`|---|---|${mounted.map(() => '---:').join('|')}|`);
+    L.push(`| peak RSS over the whole run (VmHWM, highest of its server processes) | MiB | ${mounted.map((s) => val(peakRssMiB[s])).join(' | ')} |`);
+    L.push(`| RSS right after the ${WORKLOADS.seqWrite.label} | MiB | ${mounted.map((s) => val(get('seqWrite', s)?.extra?.['rssMiB'])).join(' | ')} |`);
+    L.push(`| RSS right after the ${WORKLOADS.coldRead.label} | MiB | ${mounted.map((s) => val(get('coldRead', s)?.extra?.['rssMiB'])).join(' | ')} |`);
+    L.push('');
+    L.push('VmHWM is read from /proc/PID/status before every stop, restart (the cold reads restart every');
+    L.push('mount) and kill; VmRSS right after the workload (medians).', '');
+  }
 
   // Ratios.
-  const peers: SystemName[] = (['raw', 's3fs', 'rclone', 'local'] as SystemName[]).filter((p) => present.includes(p));
+  const peers: SystemName[] = (['raw', 's3fs', 'rclone', 'rclone-off', 'local'] as SystemName[]).filter((p) => present.includes(p));
   const ratioTable = (silt: SystemName, ws: WorkloadName[]) => {
     L.push(`| workload | ${peers.map((p) => `${LABEL[silt]} / ${LABEL[p]}`).join(' | ')} |`);
     L.push(`|---|${peers.map(() => '---:').join('|')}|`);
@@ -1057,15 +1216,21 @@ function buildReport(results: Results, meta: Record<string, unknown> & { machine
   L.push('">= x": the peer hit the time cap; x is a lower bound from the work it finished in the cap.', '');
 
   // Targets (issue 9).
-  const targets: { name: string; value?: number; text: string; met?: boolean }[] = [];
-  const T = (name: string, a: SystemName, b: SystemName, w: WorkloadName, min: number) => {
+  interface Target {
+    name: string;
+    value?: number;
+    text: string;
+    met?: boolean;
+  }
+  const targets: Target[] = [];
+  const T = (name: string, a: SystemName, b: SystemName, w: WorkloadName, min: number, list = targets) => {
     const r = ratio(get(w, a), get(w, b), w);
-    targets.push({ name: `${name} >= ${min}x`, ...(r.value !== undefined ? { value: r.value } : {}), text: r.text, ...(r.value !== undefined ? { met: r.value >= min } : {}) });
+    list.push({ name: `${name} >= ${min}x`, ...(r.value !== undefined ? { value: r.value } : {}), text: r.text, ...(r.value !== undefined ? { met: r.value >= min } : {}) });
   };
   T('small files, default, 1 writer, vs s3fs', 'silt', 's3fs', 'small1', 20);
   T('small files, default, 8 writers, vs s3fs', 'silt', 's3fs', 'small8', 20);
-  T('small files, default, 1 writer, vs rclone', 'silt', 'rclone', 'small1', 3);
-  T('small files, default, 8 writers, vs rclone', 'silt', 'rclone', 'small8', 3);
+  T('small files, default, 1 writer, vs rclone writes', 'silt', 'rclone', 'small1', 3);
+  T('small files, default, 8 writers, vs rclone writes', 'silt', 'rclone', 'small8', 3);
   // rclone acknowledges close before it uploads: the same comparison with both clocks running
   // until the files are in the store.
   const inStore = (w: WorkloadName, s: SystemName): Cell | undefined => {
@@ -1074,7 +1239,7 @@ function buildReport(results: Results, meta: Record<string, unknown> & { machine
   };
   for (const w of ['small1', 'small8'] as const) {
     const r = ratio(inStore(w, 'silt'), inStore(w, 'rclone'), w);
-    targets.push({ name: `small files, default, ${w === 'small1' ? '1 writer' : '8 writers'}, vs rclone, both until in the store >= 3x`, ...(r.value !== undefined ? { value: r.value, met: r.value >= 3 } : {}), text: r.text });
+    targets.push({ name: `small files, default, ${w === 'small1' ? '1 writer' : '8 writers'}, vs rclone writes, both until in the store >= 3x`, ...(r.value !== undefined ? { value: r.value, met: r.value >= 3 } : {}), text: r.text });
   }
   T('small files, sync-on-close, 1 writer, vs s3fs', 'silt-soc', 's3fs', 'small1', 1);
   T('small files, sync-on-close, 8 writers, vs s3fs', 'silt-soc', 's3fs', 'small8', 4);
@@ -1089,17 +1254,51 @@ function buildReport(results: Results, meta: Record<string, unknown> & { machine
   T('sequential write vs raw PUT', 'silt', 'raw', 'seqWrite', 0.8);
   T('cold read vs raw GET', 'silt', 'raw', 'coldRead', 0.8);
   T('sequential write vs s3fs', 'silt', 's3fs', 'seqWrite', 1);
-  T('sequential write vs rclone', 'silt', 'rclone', 'seqWrite', 1);
+  T('sequential write vs rclone writes', 'silt', 'rclone', 'seqWrite', 1);
   T('cold read vs s3fs', 'silt', 's3fs', 'coldRead', 1);
-  T('cold read vs rclone', 'silt', 'rclone', 'coldRead', 1);
+  T('cold read vs rclone writes', 'silt', 'rclone', 'coldRead', 1);
   T('stat vs s3fs', 'silt', 's3fs', 'stat', 10);
   const rn = get('rename', 'silt')?.median;
   targets.push({ name: 'directory rename < 50 ms', ...(rn !== undefined ? { value: rn, met: rn < 50 } : {}), text: rn === undefined ? '-' : `${fmt(rn)} ms` });
   T('random overwrite vs s3fs', 'silt', 's3fs', 'randomWrite', 50);
-  L.push('## Targets (issue 9)', '');
-  L.push('| target | measured | met |', '|---|---:|---|');
-  for (const t of targets) L.push(`| ${t.name} | ${t.text} | ${t.met === undefined ? '-' : t.met ? 'yes' : '**no**'} |`);
-  L.push('');
+
+  // Targets (issue 16: the data path). Speeds against the ceiling and the peers, and the costs of
+  // Silt's own server, which must hold whatever the load.
+  const targets16: Target[] = [];
+  const limit = (name: string, x: number | undefined, op: '<=' | '>=', bound: number, boundText: string, unit: string) => {
+    targets16.push({ name: `${name} ${op} ${boundText}`, ...(x !== undefined ? { value: x, met: op === '<=' ? x <= bound : x >= bound } : {}), text: x === undefined ? '-' : `${fmt(x)}${unit ? ` ${unit}` : ''}` });
+  };
+  T('cold sequential read vs raw GET', 'silt', 'raw', 'coldRead', 0.8, targets16);
+  T('cold sequential read vs s3fs', 'silt', 's3fs', 'coldRead', 1.5, targets16);
+  T('cold sequential read vs rclone writes', 'silt', 'rclone', 'coldRead', 1.5, targets16);
+  T('cold sequential read vs rclone off', 'silt', 'rclone-off', 'coldRead', 1.5, targets16);
+  T('sequential write + fsync vs raw PUT', 'silt', 'raw', 'seqWrite', 0.8, targets16);
+  T('sequential write + fsync vs s3fs', 'silt', 's3fs', 'seqWrite', 1.5, targets16);
+  T('small files, sync-on-close, 1 writer, vs raw PUTs, 1 writer', 'silt-soc', 'raw', 'small1', 0.8, targets16);
+  T('small files, sync-on-close, 8 writers, vs raw PUTs, 8 writers', 'silt-soc', 'raw', 'small8', 2, targets16);
+  limit('small files, default, 1 writer, until in the store', get('small1', 'silt')?.extra?.['filesPerSecInStore'], '>=', 1000, '1,000 files/s', 'files/s');
+  limit('CPU of Silt\'s server per GiB read (cold read)', get('coldRead', 'silt')?.extra?.['cpuSPerGiB'], '<=', 2, '2 s', 's');
+  limit('CPU of Silt\'s server per GiB written (sequential write + fsync)', get('seqWrite', 'silt')?.extra?.['cpuSPerGiB'], '<=', 3, '3 s', 's');
+  for (const s of ['silt', 'silt-soc'] as const) {
+    if (s === 'silt' || present.includes(s)) limit(`peak RSS of ${LABEL[s]}'s server`, peakRssMiB[s], '<=', 256, '256 MiB', 'MiB');
+  }
+  for (const w of ['small1', 'small8'] as const) {
+    const x = get(w, 'silt-soc')?.extra;
+    const writers = w === 'small1' ? '1 writer' : '8 writers';
+    limit(`store requests per 4 KiB file durable at close, sync-on-close, ${writers}`, x?.['requests'] === undefined ? undefined : x['requests'] / SMALL_FILES, '<=', 1, '1', '');
+    limit(`bytes sent to the store per 4 KiB file durable at close, sync-on-close, ${writers}`, x?.['bytesPerFile'], '<=', 8192, '8 KiB', 'bytes');
+  }
+  L.push('## Targets', '');
+  const targetTable = (title: string, list: Target[]) => {
+    L.push(`### ${title}`, '');
+    L.push('| target | measured | met |', '|---|---:|---|');
+    for (const t of list) L.push(`| ${t.name} | ${t.text} | ${t.met === undefined ? '-' : t.met ? 'yes' : '**no**'} |`);
+    L.push('');
+  };
+  targetTable('Issue 9', targets);
+  targetTable('Issue 16: the data path', targets16);
+  L.push('Requests and bytes per file count everything that reached the store during the workload (every');
+  L.push('method; bytes are request bodies), divided by the number of files.', '');
 
   const chart: ChartData = {
     title: 'Silt beside its peers over the same Swift',
@@ -1114,7 +1313,7 @@ function buildReport(results: Results, meta: Record<string, unknown> & { machine
       }),
     })),
   };
-  return { markdown: L.join('\n') + '\n', json: { ...meta, cells, runs: results, targets }, chart };
+  return { markdown: L.join('\n') + '\n', json: { ...meta, cells, serverPeakRssMiB: peakRssMiB, runs: results, targets: [...targets.map((t) => ({ issue: 9, ...t })), ...targets16.map((t) => ({ issue: 16, ...t }))] }, chart };
 }
 
 main().catch((e: unknown) => {
