@@ -1,6 +1,6 @@
 import type { ObjectStore } from '../objstore/index.ts';
 import { Volume, collectGarbage, type VolumeOptions } from '../headhunter/index.ts';
-import { Inodes, ROOT_INO, cleanSegments, type Inode, type InodeLayerOptions } from '../inode/index.ts';
+import { Inodes, ROOT_INO, cleanSegments, type Inode, type InodeLayerOptions, type ReadPiece } from '../inode/index.ts';
 import {
   FILE_SIZE_MAX,
   FsError,
@@ -533,7 +533,26 @@ export class SiltFileSystem implements FileSystem {
 
   async read(who: Identity, ino: number, offset: number, length: number): Promise<Uint8Array> {
     if (this.snapshotDir.owns(ino)) return this.snapshotDir.read(who, ino, offset, length);
-    const pieces = await this.op(async () => {
+    const pieces = await this.readPieces(who, ino, offset, length);
+    try {
+      return await this.inodes.fetch(pieces);
+    } catch (err) {
+      throw this.fail(err);
+    }
+  }
+
+  async readv(who: Identity, ino: number, offset: number, length: number): Promise<Uint8Array[]> {
+    if (this.snapshotDir.owns(ino)) return this.snapshotDir.readv(who, ino, offset, length);
+    const pieces = await this.readPieces(who, ino, offset, length);
+    try {
+      return await this.inodes.fetchv(pieces);
+    } catch (err) {
+      throw this.fail(err);
+    }
+  }
+
+  private readPieces(who: Identity, ino: number, offset: number, length: number): Promise<ReadPiece[]> {
+    return this.op(async () => {
       const i = await this.inodes.get(ino);
       if (i.isDir) throw new FsError('EISDIR', `read: inode ${ino} is a directory`);
       if (!i.isFile) throw new FsError('EINVAL', `read: inode ${ino} is not a regular file`);
@@ -541,11 +560,6 @@ export class SiltFileSystem implements FileSystem {
       if (i.opens === 0) requireAccess(who, i, R_OK, 'read');
       return this.inodes.readPieces(i, offset, length);
     });
-    try {
-      return await this.inodes.fetch(pieces);
-    } catch (err) {
-      throw this.fail(err);
-    }
   }
 
   async write(who: Identity, ino: number, offset: number, data: Uint8Array): Promise<number> {

@@ -222,6 +222,12 @@ export class SnapshotDirectory {
     return fs.read(who, inner, offset, length);
   }
 
+  async readv(who: Identity, ino: number, offset: number, length: number): Promise<Uint8Array[]> {
+    if (ino === SNAPSHOT_DIR_INO) throw new FsError('EISDIR', `/${SNAPSHOT_DIR_NAME} is a directory`);
+    const { fs, inner } = await this.resolve(ino);
+    return fs.readv(who, inner, offset, length);
+  }
+
   async readdir(who: Identity, ino: number, cookie: bigint, limit: number): Promise<DirEntry[]> {
     if (ino === SNAPSHOT_DIR_INO) return (await this.listSnapshotDir(who, cookie, limit, false)).map(({ attr: _a, ...e }) => e);
     const { s, fs, inner } = await this.resolve(ino);

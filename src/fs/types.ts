@@ -158,6 +158,11 @@ export interface FileSystem {
   /** The matching close. `wrote` = this handle wrote data; in sync-on-close mode that waits for a commit. */
   release(ino: number, wrote: boolean): Promise<void>;
   read(who: Identity, ino: number, offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * The same bytes as `read`, as a list of pieces that together hold them, in order (views of
+   * cached data: nothing is copied). Consume them at once (write them out) and never modify them.
+   */
+  readv(who: Identity, ino: number, offset: number, length: number): Promise<Uint8Array[]>;
   /** Returns bytes written (always data.length on success). */
   write(who: Identity, ino: number, offset: number, data: Uint8Array): Promise<number>;
   /** Returns only after everything written so far is durable in the store (one group commit). */

@@ -312,8 +312,8 @@ export class FsBridge implements RawFileSystem {
     return { entry: this.entry(attr), open: { fh, openFlags: FOPEN.KEEP_CACHE } };
   }
 
-  async read(req: FuseRequest, nodeid: number, _fh: number, offset: number, size: number): Promise<Uint8Array> {
-    return this.fs.read(this.who(req), nodeid, offset, size);
+  async read(req: FuseRequest, nodeid: number, _fh: number, offset: number, size: number): Promise<Uint8Array[]> {
+    return this.fs.readv(this.who(req), nodeid, offset, size);
   }
 
   async write(req: FuseRequest, nodeid: number, fh: number, offset: number, data: Uint8Array, writeFlags: number): Promise<number> {

@@ -65,7 +65,8 @@ export interface RawFileSystem {
   ): Promise<void>;
   link(req: FuseRequest, nodeid: number, newParent: number, newName: string): Promise<EntryOut>;
   open(req: FuseRequest, nodeid: number, flags: number, openFlags: number): Promise<OpenOut>;
-  read(req: FuseRequest, nodeid: number, fh: number, offset: number, size: number): Promise<Uint8Array>;
+  /** The bytes as pieces, written to the device in one writev (not copied together). */
+  read(req: FuseRequest, nodeid: number, fh: number, offset: number, size: number): Promise<Uint8Array[]>;
   write(
     req: FuseRequest,
     nodeid: number,

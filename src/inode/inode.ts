@@ -36,6 +36,13 @@ export class Inode implements InodeRecord {
   /** End of the last write and length of the current sequential run (routes bulk data). */
   lastWriteEnd = -1;
   sequentialRun = 0;
+  /**
+   * Sequential-read detection for read-ahead: end of the last read, reads in the current run, and
+   * the file offset up to which read-ahead has been requested.
+   */
+  lastReadEnd = -1;
+  readRun = 0;
+  readAheadTo = 0;
   /** The inode table has a record for this inode (false for one created since the last commit). */
   inTable = false;
 

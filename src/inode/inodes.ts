@@ -1,6 +1,6 @@
 import { BTree } from '../btree/index.ts';
 import type { Volume } from '../headhunter/index.ts';
-import { DATA_RECORD_BYTES_MAX, RecordType } from '../segment/index.ts';
+import { DATA_RECORD_BYTES_MAX, RecordType, type Loc } from '../segment/index.ts';
 import {
   FsError,
   S_IFDIR,
@@ -48,6 +48,36 @@ export const ROOT_INO = 1;
 
 /** A piece of a read: zeros (a hole) or bytes [skip, skip+n) of a data record. */
 export type ReadPiece = { zero: number } | { ext: Extent; from: number; n: number };
+
+/**
+ * How far (bytes) a read may start from where the last one ended and still continue a sequential
+ * run: the kernel sends several reads at once, and they arrive out of order.
+ */
+const READ_SEQUENTIAL_SLACK_BYTES = 2 * 1024 * 1024;
+/** Read-ahead keeps this many of the segment reader's windows requested ahead of a sequential reader. */
+const READ_AHEAD_WINDOWS = 3;
+
+/** Shared zeros for holes (never modified: read replies only copy from it). */
+const ZEROS = new Uint8Array(1024 * 1024);
+function zeros(n: number): Uint8Array {
+  return n <= ZEROS.length ? ZEROS.subarray(0, n) : new Uint8Array(n);
+}
+
+/** Bytes [from, from + n) of a record payload held as pieces, as views. */
+function slice(parts: readonly Uint8Array[], from: number, n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let pos = 0;
+  for (const p of parts) {
+    const a = Math.max(from, pos);
+    const b = Math.min(from + n, pos + p.length);
+    if (a < b) out.push(p.subarray(a - pos, b - pos));
+    pos += p.length;
+  }
+  let got = 0;
+  for (const p of out) got += p.length;
+  assert(got === n, 'extent points past its record');
+  return out;
+}
 
 /** Readdir cookies: 1 and 2 follow "." and ".."; an entry's cookie is its name hash + 3. */
 const COOKIE_DOT = 1n;
@@ -470,37 +500,84 @@ export class Inodes {
       if (pos >= end) break;
     }
     if (pos < end) pieces.push({ zero: end - pos });
+    await this.readAhead(file, offset, end);
     return pieces;
+  }
+
+  /**
+   * Read-ahead driven by the extent map (under the lock): once reads of a file look sequential
+   * (each starts near where the last ended), keep READ_AHEAD_WINDOWS windows of the segment
+   * reader's window size requested ahead of the reader. The extent map names the records the
+   * reader will want next, in whatever segments they are (a file's data spans many), so read-ahead
+   * crosses segment boundaries and never guesses at an object.
+   */
+  private async readAhead(file: Inode, offset: number, end: number): Promise<void> {
+    const reader = this.volume.reader;
+    const window = reader.readAheadWindowBytes;
+    if (window <= 0) return;
+    const sequential = offset === 0 || (file.lastReadEnd >= 0 && Math.abs(offset - file.lastReadEnd) <= READ_SEQUENTIAL_SLACK_BYTES);
+    file.lastReadEnd = sequential ? Math.max(file.lastReadEnd, end) : end;
+    if (!sequential) {
+      file.readRun = 1;
+      file.readAheadTo = end;
+      return;
+    }
+    file.readRun++;
+    if (file.readRun < 2 && offset !== 0) return;
+    if (file.readAheadTo < file.lastReadEnd) file.readAheadTo = file.lastReadEnd;
+    const target = Math.min(file.size, file.lastReadEnd + window * READ_AHEAD_WINDOWS);
+    // Ask in whole windows: each request becomes one GET per segment it touches.
+    if (target - file.readAheadTo < Math.min(window, target - file.lastReadEnd) || target <= file.readAheadTo) return;
+    const locs: Loc[] = [];
+    const ends: number[] = [];
+    const t = this.extentsOf(file);
+    const from = file.readAheadTo;
+    const f = await t.floor(from);
+    for await (const [k, e] of t.entries({ from: f ? f[0] : from })) {
+      if (k >= target) break;
+      if (k + e.n <= from) continue;
+      locs.push(e.rec);
+      ends.push(k + e.n);
+    }
+    if (locs.length === 0) {
+      file.readAheadTo = target; // a hole: nothing to fetch
+      return;
+    }
+    const accepted = reader.readAhead(locs);
+    if (accepted > 0) file.readAheadTo = Math.min(target, ends[accepted - 1]!);
   }
 
   /** Assemble the bytes of read pieces (outside the lock: record reads may go to the store). */
   async fetch(pieces: ReadPiece[]): Promise<Uint8Array> {
-    let total = 0;
-    for (const p of pieces) total += 'zero' in p ? p.zero : p.n;
-    const out = Buffer.allocUnsafe(total);
-    let pos = 0;
-    // One ranged GET for a run of records rather than one per record (and read-ahead when the
-    // run continues the last one), then each record from the cache.
+    const parts = await this.fetchv(pieces);
+    if (parts.length === 1) return Uint8Array.from(parts[0]!);
+    return Buffer.concat(parts);
+  }
+
+  /**
+   * The bytes of read pieces as a list of views (outside the lock): cached record payloads and
+   * shared zeros, nothing copied. The views must not be modified, and are meant to be consumed
+   * at once (written to a socket or the FUSE device), not kept.
+   */
+  async fetchv(pieces: ReadPiece[]): Promise<Uint8Array[]> {
+    // One ranged GET for a run of records rather than one per record, then each record from the cache.
     const exts = pieces.filter((p): p is Extract<ReadPiece, { ext: Extent }> => 'ext' in p);
     if (exts.length > 1) await this.volume.reader.prefetchMany(exts.map((p) => p.ext.rec));
+    const out = new Array<Uint8Array[]>(pieces.length);
     const reads: Promise<void>[] = [];
-    for (const p of pieces) {
+    pieces.forEach((p, i) => {
       if ('zero' in p) {
-        out.fill(0, pos, pos + p.zero);
-        pos += p.zero;
-        continue;
+        out[i] = [zeros(p.zero)];
+        return;
       }
-      const at = pos;
       reads.push(
-        this.volume.reader.read(p.ext.rec, RecordType.DATA).then((payload) => {
-          assert(p.from + p.n <= payload.length, 'extent points past its record');
-          out.set(payload.subarray(p.from, p.from + p.n), at);
+        this.volume.reader.readParts(p.ext.rec, RecordType.DATA).then((parts) => {
+          out[i] = slice(parts, p.from, p.n);
         }),
       );
-      pos += p.n;
-    }
+    });
     await Promise.all(reads);
-    return out;
+    return out.flat();
   }
 
   /** lseek SEEK_DATA (data=true) / SEEK_HOLE; ENXIO past the end or when no data follows. */

@@ -261,6 +261,30 @@ export class FaultyStore implements ObjectStore {
     return data.slice(0, Math.floor(cut * data.length));
   }
 
+  /** getv with the same faults as get (a short read cuts the pieces at the same point). */
+  async getv(key: string, range?: ByteRange): Promise<Uint8Array[]> {
+    const seq = this.begin('get', key);
+    if (seq.crash !== undefined) this.crash(seq);
+    const fail = this.roll(seq, this.rates.getFail, 'fail');
+    const short = !fail && this.enabled && this.rates.shortRead > 0 && this.random.chance(this.rates.shortRead);
+    const cut = short ? this.random.next() : 0;
+    await this.delay(seq);
+    if (fail) throw unavailable('get', key, 'injected failure');
+    const parts = this.inner.getv ? await this.inner.getv(key, range) : [await this.inner.get(key, range)];
+    this.checkAlive();
+    const total = parts.reduce((n, p) => n + p.length, 0);
+    if (!short || total === 0) return parts;
+    this.record(seq, 'short-read');
+    let keep = Math.floor(cut * total);
+    const out: Uint8Array[] = [];
+    for (const p of parts) {
+      if (keep <= 0) break;
+      out.push(p.subarray(0, Math.min(p.length, keep)));
+      keep -= p.length;
+    }
+    return out;
+  }
+
   async head(key: string): Promise<ObjectInfo | null> {
     const seq = this.begin('head', key);
     if (seq.crash !== undefined) this.crash(seq);

@@ -44,6 +44,8 @@ export interface HttpResponse {
   /** Lower-case names; repeated headers joined with ", ". */
   headers: Record<string, string>;
   body: Buffer;
+  /** A 2xx body as the pieces that arrived, when the request asked for them (`body` is then empty). */
+  chunks?: Buffer[];
   /** Hex MD5 of the body, when the request asked for it. */
   bodyMd5?: string;
 }
@@ -60,6 +62,8 @@ export interface HttpRequest {
   body?: Uint8Array | { bytes: Uint8Array; hash: Hash };
   /** MD5 the response body as it arrives (HttpResponse.bodyMd5). */
   md5Body?: boolean;
+  /** Keep a 2xx body as the pieces that arrived (HttpResponse.chunks), not gathered into one buffer. */
+  chunks?: boolean;
 }
 
 /** Who is talking, for error messages: "swift", "s3". */
@@ -222,6 +226,19 @@ async function readBody(body: AsyncIterable<Buffer>, contentLength: number | und
   return Buffer.concat(chunks);
 }
 
+/** A body as the pieces that arrived; the total must match Content-Length when the server sent one. */
+async function readChunks(body: AsyncIterable<Buffer>, contentLength: number | undefined): Promise<Buffer[]> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of body) {
+    n += chunk.length;
+    if (contentLength !== undefined && n > contentLength) throw new StoreError('unavailable', `response body longer than its Content-Length ${contentLength}`);
+    chunks.push(chunk);
+  }
+  if (contentLength !== undefined && n !== contentLength) throw new StoreError('unavailable', `response body truncated: ${n} of ${contentLength} bytes`);
+  return chunks;
+}
+
 function parseLength(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
@@ -267,6 +284,8 @@ export async function send(pools: HttpPools, backend: BackendName, req: HttpRequ
     if (req.method === 'HEAD') {
       await res.body.dump();
       body = Buffer.alloc(0);
+    } else if (req.chunks === true && res.statusCode >= 200 && res.statusCode < 300) {
+      return { status: res.statusCode, headers, body: Buffer.alloc(0), chunks: await readChunks(res.body, length) };
     } else {
       const hash = req.md5Body === true ? createHash('md5') : undefined;
       body = await readBody(res.body, length, hash);
@@ -483,15 +502,42 @@ export function parseContentRange(v: string | undefined): { start: number; end: 
  */
 export function rangeBody(backend: BackendName, url: URL, res: HttpResponse, offset: number, length: number, key: string): Uint8Array {
   if (res.status === 200) return plainBytes(res.body.subarray(Math.min(offset, res.body.length), Math.min(res.body.length, offset + length)));
+  checkContentRange(backend, url, res, offset, length, key, res.body.length);
+  return plainBytes(res.body);
+}
+
+/** rangeBody for a response kept as pieces (HttpRequest.chunks): the same checks, no gathering. */
+export function rangeChunks(backend: BackendName, url: URL, res: HttpResponse, offset: number, length: number, key: string): Uint8Array[] {
+  const chunks = res.chunks ?? [res.body];
+  const received = chunks.reduce((n, c) => n + c.length, 0);
+  if (res.status === 200) return sliceChunks(chunks, Math.min(offset, received), Math.min(received, offset + length));
+  checkContentRange(backend, url, res, offset, length, key, received);
+  return chunks.map(plainBytes);
+}
+
+/** Bytes [from, to) of the concatenation of `chunks`, as views. */
+export function sliceChunks(chunks: readonly Uint8Array[], from: number, to: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let pos = 0;
+  for (const c of chunks) {
+    const a = Math.max(from, pos);
+    const b = Math.min(to, pos + c.length);
+    if (a < b) out.push(plainBytes(c.subarray(a - pos, b - pos)));
+    pos += c.length;
+    if (pos >= to) break;
+  }
+  return out;
+}
+
+function checkContentRange(backend: BackendName, url: URL, res: HttpResponse, offset: number, length: number, key: string, received: number): void {
   const cr = parseContentRange(res.headers['content-range']);
-  if (cr === undefined || cr.start !== offset || cr.end - cr.start + 1 !== res.body.length) {
-    throw new StoreError('unavailable', `${backend} GET ${hostPort(url)}${url.pathname}: Content-Range ${res.headers['content-range'] ?? '(none)'} does not match the ${res.body.length} bytes received for offset ${offset}`, { key });
+  if (cr === undefined || cr.start !== offset || cr.end - cr.start + 1 !== received) {
+    throw new StoreError('unavailable', `${backend} GET ${hostPort(url)}${url.pathname}: Content-Range ${res.headers['content-range'] ?? '(none)'} does not match the ${received} bytes received for offset ${offset}`, { key });
   }
   if (cr.total !== undefined && cr.end !== Math.min(cr.total, offset + length) - 1) {
     throw new StoreError('unavailable', `${backend} GET ${hostPort(url)}${url.pathname}: Content-Range ${res.headers['content-range'] ?? ''} is short of the requested ${offset}+${length}`, { key });
   }
-  if (res.body.length > length) throw new StoreError('io', `${backend} GET ${hostPort(url)}: server sent ${res.body.length} bytes for a range of ${length}`, { key });
-  return plainBytes(res.body);
+  if (received > length) throw new StoreError('io', `${backend} GET ${hostPort(url)}: server sent ${received} bytes for a range of ${length}`, { key });
 }
 
 /**

@@ -47,6 +47,15 @@ export class InstrumentedStore implements ObjectStore {
       return b;
     });
   }
+  getv(key: string, range?: ByteRange): Promise<Uint8Array[]> {
+    return this.call('get', async () => {
+      const parts = this.inner.getv ? await this.inner.getv(key, range) : [await this.inner.get(key, range)];
+      let n = 0;
+      for (const p of parts) n += p.length;
+      metrics.storeBytes.inc({ direction: 'get' }, n);
+      return parts;
+    });
+  }
   head(key: string): Promise<ObjectInfo | null> {
     return this.call('head', () => this.inner.head(key));
   }

@@ -142,6 +142,11 @@ export class MemoryStore implements ObjectStore {
     return obj.data.slice(start, end);
   }
 
+  async getv(key: string, range?: ByteRange): Promise<Uint8Array[]> {
+    const b = await this.get(key, range);
+    return b.length > 0 ? [b] : [];
+  }
+
   async head(key: string): Promise<ObjectInfo | null> {
     checkKeyCommon(key);
     this.stats.heads++;

@@ -34,6 +34,7 @@ import {
   objectInfoFromHead,
   plainBytes,
   rangeBody,
+  rangeChunks,
   send,
   statusKind,
   unquoteEtag,
@@ -272,7 +273,7 @@ export class S3Store implements ObjectStore {
   private async call(
     method: HttpRequest['method'],
     key: string | undefined,
-    init: { headers?: Record<string, string>; body?: HttpRequest['body']; query?: Record<string, string>; md5Body?: boolean } = {},
+    init: { headers?: Record<string, string>; body?: HttpRequest['body']; query?: Record<string, string>; md5Body?: boolean; chunks?: boolean } = {},
   ): Promise<{ res: HttpResponse; url: URL }> {
     const url = this.url(key, init.query);
     const headers: Record<string, string> = {};
@@ -284,7 +285,14 @@ export class S3Store implements ObjectStore {
     const res = await send(
       this.pools,
       BACKEND,
-      { method, url, headers, ...(init.body !== undefined ? { body: init.body } : {}), ...(init.md5Body === true ? { md5Body: true } : {}) },
+      {
+        method,
+        url,
+        headers,
+        ...(init.body !== undefined ? { body: init.body } : {}),
+        ...(init.md5Body === true ? { md5Body: true } : {}),
+        ...(init.chunks === true ? { chunks: true } : {}),
+      },
       key,
     );
     return { res, url };
@@ -514,6 +522,22 @@ export class S3Store implements ObjectStore {
       if (range !== undefined) return rangeBody(BACKEND, url, res, range.offset, range.length, key);
       if (this.verifyReads) checkBodyMd5(BACKEND, url, res, key);
       return plainBytes(res.body);
+    });
+  }
+
+  async getv(key: string, range?: ByteRange): Promise<Uint8Array[]> {
+    if (range === undefined || range.length === 0) {
+      const b = await this.get(key, range);
+      return b.length > 0 ? [b] : [];
+    }
+    checkKey(key);
+    checkRange(key, range);
+    return this.retrying(`GET ${key}`, async () => {
+      const headers = { range: `bytes=${range.offset}-${range.offset + range.length - 1}` };
+      const { res, url } = await this.call('GET', key, { headers, chunks: true });
+      if (res.status === 416) return [];
+      if (res.status !== 200 && res.status !== 206) throw this.error('GET', url, res, key);
+      return rangeChunks(BACKEND, url, res, range.offset, range.length, key).filter((c) => c.length > 0);
     });
   }
 

@@ -38,6 +38,7 @@ import {
   objectInfoFromHead,
   plainBytes,
   rangeBody,
+  rangeChunks,
   send,
   statusError,
   unquoteEtag,
@@ -227,7 +228,7 @@ export class SwiftStore implements ObjectStore {
   private async call(
     method: HttpRequest['method'],
     key: string | undefined,
-    init: { headers?: Record<string, string>; body?: HttpRequest['body']; query?: Record<string, string>; md5Body?: boolean } = {},
+    init: { headers?: Record<string, string>; body?: HttpRequest['body']; query?: Record<string, string>; md5Body?: boolean; chunks?: boolean } = {},
   ): Promise<{ res: HttpResponse; url: URL }> {
     for (let attempt = 0; ; attempt++) {
       if (this.token === undefined) await this.refreshAuth(undefined);
@@ -243,6 +244,7 @@ export class SwiftStore implements ObjectStore {
           headers: { ...init.headers, 'x-auth-token': token },
           ...(init.body !== undefined ? { body: init.body } : {}),
           ...(init.md5Body === true ? { md5Body: true } : {}),
+          ...(init.chunks === true ? { chunks: true } : {}),
         },
         key,
       );
@@ -402,6 +404,23 @@ export class SwiftStore implements ObjectStore {
       if (range !== undefined) return rangeBody(BACKEND, url, res, range.offset, range.length, key);
       if (this.verifyReads) checkBodyMd5(BACKEND, url, res, key);
       return plainBytes(res.body);
+    });
+  }
+
+  async getv(key: string, range?: ByteRange): Promise<Uint8Array[]> {
+    if (range === undefined || range.length === 0) {
+      const b = await this.get(key, range);
+      return b.length > 0 ? [b] : [];
+    }
+    checkKey(key);
+    checkRange(key, range);
+    return this.retrying(`GET ${key}`, async () => {
+      const headers = { range: `bytes=${range.offset}-${range.offset + range.length - 1}` };
+      const { res, url } = await this.call('GET', key, { headers, chunks: true });
+      if (res.status === 404) throw new StoreError('not_found', `swift: no object ${key} in ${this.container}`, { key, status: 404 });
+      if (res.status === 416) return [];
+      if (res.status !== 200 && res.status !== 206) throw statusError(BACKEND, 'GET', url, res, key);
+      return rangeChunks(BACKEND, url, res, range.offset, range.length, key).filter((c) => c.length > 0);
     });
   }
 

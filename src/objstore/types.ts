@@ -67,6 +67,13 @@ export interface ObjectStore {
   putStream(key: string, options?: PutOptions): Promise<ChunkedPut>;
   /** Whole object or a byte range. Throws StoreError kind 'not_found' when the key is absent. */
   get(key: string, range?: ByteRange): Promise<Uint8Array>;
+  /**
+   * The same bytes as `get`, as a list of pieces in order, without gathering them into one
+   * buffer: what bulk readers (the segment reader's windows) use. Large fresh buffers cost a page
+   * fault per 4 KiB on first touch; pieces of the size the socket or file delivers them do not.
+   * Never an empty piece (an empty range is an empty list). Optional: callers fall back to `get`.
+   */
+  getv?(key: string, range?: ByteRange): Promise<Uint8Array[]>;
   /** Object metadata, or null when the key is absent. */
   head(key: string): Promise<ObjectInfo | null>;
   /** Delete; deleting a missing key is not an error. */

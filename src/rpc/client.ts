@@ -542,6 +542,10 @@ export class RpcClient implements FileSystem {
     await this.call('RpcRelease', { inode: ino, wrote });
   }
 
+  async readv(who: Identity, ino: number, offset: number, length: number): Promise<Uint8Array[]> {
+    return [await this.read(who, ino, offset, length)];
+  }
+
   async read(who: Identity, ino: number, offset: number, length: number): Promise<Uint8Array> {
     const id = this.as(who);
     if (length <= DATA_BYTES_MAX) return this.readChunk(ino, offset, length, id);

@@ -98,6 +98,23 @@ export const conformanceCases: ConformanceCase[] = [
     },
   },
   {
+    name: 'getv returns the same bytes as get, in pieces, for every range (and not_found for an absent key)',
+    async run(store, prefix) {
+      if (!store.getv) return; // optional: callers fall back to get
+      const key = `${prefix}obj`;
+      const data = new Random(41).bytes(3 * MiB + 123);
+      await store.put(key, data);
+      const whole = (parts: Uint8Array[]): Uint8Array => Buffer.concat(parts);
+      for (const [offset, length] of [[0, data.length], [10, 20], [MiB - 7, 2 * MiB + 11], [data.length - 100, 1000], [data.length, 10], [5, 0]] as const) {
+        const parts = await store.getv(key, { offset, length });
+        assertBytes(whole(parts), await store.get(key, { offset, length }), `getv ${offset}+${length}`);
+        for (const p of parts) assert.ok(p.length > 0, 'no empty pieces');
+      }
+      assertBytes(whole(await store.getv(key)), data, 'whole object');
+      await assertStoreError(store.getv(`${prefix}absent`, { offset: 0, length: 10 }), 'not_found');
+    },
+  },
+  {
     name: 'head and get of a present and an absent key',
     async run(store, prefix) {
       const key = `${prefix}present`;

@@ -307,6 +307,9 @@ export class DevFs implements FileSystem {
     if (offset >= n.size) return new Uint8Array(0);
     return Uint8Array.from(n.data.subarray(offset, Math.min(n.size, offset + length)));
   }
+  async readv(who: Identity, ino: number, offset: number, length: number): Promise<Uint8Array[]> {
+    return [await this.read(who, ino, offset, length)];
+  }
   async write(_who: Identity, ino: number, offset: number, data: Uint8Array): Promise<number> {
     const n = this.node(ino);
     const end = offset + data.length;

@@ -341,3 +341,47 @@ test('directory cookies stay stable while entries are added and removed between 
   await fs2.close();
   await fsckClean(store);
 });
+
+test('sequential reads are read ahead from the extent map, across data segments, in windows; random reads are not', async () => {
+  const store = new MemoryStore();
+  const MiB = 1024 * 1024;
+  const size = 6 * MiB;
+  const data = Buffer.alloc(size);
+  for (let i = 0; i < size; i += 4) data.writeUInt32LE((i * 2654435761) >>> 0, i);
+  {
+    const { fs } = await newFs(store);
+    const a = await fs.create(root, 1, 'big', 0o644);
+    for (let off = 0; off < size; off += MiB) await fs.write(root, a.ino, off, data.subarray(off, off + MiB));
+    await fs.close();
+  }
+  const window = 512 * 1024;
+  const open = () => openFileSystem({ store, flushIntervalMs: 0, volumeOptions: { readAheadBytes: window, cacheBytesMax: 16 * MiB } });
+  const fs = await open();
+  const ino = (await fs.lookup(root, 1, 'big')).ino;
+  const dataSegments = (await store.list('default/seg/')).objects.length;
+  assert.ok(dataSegments >= 10, `the file spans ${dataSegments} data segments of 256 KiB`);
+  const g0 = store.stats.gets;
+  const parts: Buffer[] = [];
+  for (let off = 0; off < size; off += 128 * 1024) parts.push(Buffer.concat(await fs.readv(root, ino, off, 128 * 1024)));
+  assert.ok(Buffer.concat(parts).equals(data), 'the bytes read back');
+  const gets = store.stats.gets - g0;
+  // One GET per read-ahead window and per segment it touches, plus the first read and the
+  // extent-map nodes; 48 reads of 128 KiB would be 48 or more GETs without read-ahead.
+  assert.ok(gets <= size / window + dataSegments + 4, `${gets} GETs for ${size / (128 * 1024)} sequential reads`);
+  await fs.close();
+  // Random reads (each more than 2 MiB from the last) fetch only the records they read.
+  let segBytes = 0;
+  const counting = Object.create(store) as MemoryStore;
+  counting.get = async (key, range) => {
+    const b = await store.get(key, range);
+    if (key.includes('/seg/')) segBytes += b.length;
+    return b;
+  };
+  const fs2 = await openFileSystem({ store: counting, flushIntervalMs: 0, volumeOptions: { readAheadBytes: window, cacheBytesMax: 16 * MiB } });
+  const offsets = [5 * MiB, 1.25 * MiB, 3.5 * MiB, 5.75 * MiB];
+  for (const off of offsets) assert.ok(Buffer.from(await fs2.read(root, ino, off, 4096)).equals(data.subarray(off, off + 4096)));
+  assert.equal(segBytes, offsets.length * (DATA_RECORD_BYTES_MAX + 32), 'one record per read: no read-ahead window');
+  await fs2.close();
+  const rep = await checkVolume(store, 'default');
+  assert.ok(rep.clean, JSON.stringify(rep.problems));
+});

@@ -410,73 +410,84 @@ test('reader: records from memory while open, from the store once durable, byte-
   assert.equal(w3.counters.commitSegmentsPut, 1);
 });
 
-test('reader: sequential reads fetch a read-ahead window and serve the rest from cache', async () => {
+test('reader: readAhead fetches the named records in windows; the reads that follow come from the cache', async () => {
   const n = 40;
   const s = buildSegment(dataSegmentId(2), new Array(n).fill(1000));
   const store = new MemoryStore();
   await store.put(segmentKey('v/', dataSegmentId(2)), s.bytes);
   const recLen = 1000 + RECORD_HEADER_BYTES;
-  const window = 10 * recLen; // exactly ten records per GET
-  const r = reader(store, { readAheadBytes: window });
-  // The segment's first record starts a scan: that record, then three windows ahead in the background.
-  assert.deepEqual(await r.read(s.locs[0]!, RecordType.DATA), s.payloads[0]);
+  const r = reader(store, { readAheadBytes: 10 * recLen }); // exactly ten records per GET
+  assert.equal(r.readAhead(s.locs), n, 'every record accepted');
   await settle();
   assert.equal(r.counters.gets, 4);
-  assert.equal(r.counters.readAheadGets, 3);
-  for (let i = 1; i <= 10; i++) assert.deepEqual(await r.read(s.locs[i]!, RecordType.DATA), s.payloads[i]);
+  assert.equal(r.counters.readAheadGets, 4);
+  for (let i = 0; i < n; i++) assert.deepEqual(await r.read(s.locs[i]!, RecordType.DATA), s.payloads[i]);
+  assert.equal(r.counters.gets, 4, 'no GET of its own');
+  assert.equal(r.counters.cacheHits, n);
+  // Asking again for what is cached fetches nothing; read-ahead off fetches nothing.
+  assert.equal(r.readAhead(s.locs), n);
   await settle();
-  assert.equal(r.counters.cacheHits, 10, 'records 1..10 came from the read-ahead windows');
-  for (let i = 11; i < n; i++) assert.deepEqual(await r.read(s.locs[i]!, RecordType.DATA), s.payloads[i]);
+  assert.equal(r.counters.gets, 4);
+  const off = reader(store, { readAheadBytes: 0 });
+  assert.equal(off.readAhead(s.locs), 0);
   await settle();
-  assert.ok(r.counters.gets <= 6, `40 sequential records in ~${Math.ceil(n / 10) + 1} GETs, took ${r.counters.gets}`);
-  assert.equal(r.counters.cacheMisses, 1);
-  // Random (non-sequential) reads fetch just the record.
-  const rnd = reader(store, { readAheadBytes: 0 });
-  for (const i of [30, 5, 17]) assert.deepEqual(await rnd.read(s.locs[i]!, RecordType.DATA), s.payloads[i]);
-  assert.equal(rnd.counters.gets, 3);
-  assert.equal(rnd.counters.bytesFetched, 3 * recLen);
+  assert.equal(store.stats.gets, 4);
 });
 
-test('reader: out-of-order concurrent reads are detected as sequential; windows cut records and rejoin them', async () => {
-  const n = 200;
-  const s = buildSegment(dataSegmentId(7), new Array(n).fill(1000));
+test('reader: readAhead follows the given records across segments and skips what lies between', async () => {
+  const a = buildSegment(dataSegmentId(20), new Array(30).fill(1000));
+  const b = buildSegment(dataSegmentId(21), new Array(30).fill(1000));
   const store = new MemoryStore();
-  await store.put(segmentKey('v/', dataSegmentId(7)), s.bytes);
+  await store.put(segmentKey('v/', dataSegmentId(20)), a.bytes);
+  await store.put(segmentKey('v/', dataSegmentId(21)), b.bytes);
+  const r = reader(store, { readAheadBytes: 1 << 20 });
+  // A file whose data is the second half of a, then the first half of b: two GETs, one per segment.
+  const locs = [...a.locs.slice(15), ...b.locs.slice(0, 15)];
+  assert.equal(r.readAhead(locs), 30);
+  await settle();
+  assert.equal(r.counters.gets, 2);
   const recLen = 1000 + RECORD_HEADER_BYTES;
-  // A window that is not a whole number of records: every window edge cuts a record.
-  const r = new SegmentReader({ store, volumePrefix: 'v/', cacheBytesMax: 1 << 20, readAheadBytes: Math.floor(7.5 * recLen), readAheadWindows: 4 }, null);
-  // Start mid-segment (not at the first record), four reads in flight at a time, each group out of order.
-  for (let g = 40; g < n; g += 4) {
-    const order = [g + 2, g, g + 3, g + 1].filter((i) => i < n);
-    const got = await Promise.all(order.map((i) => r.read(s.locs[i]!, RecordType.DATA)));
-    order.forEach((i, k) => assert.deepEqual(got[k], s.payloads[i], `record ${i}`));
-  }
+  assert.equal(r.counters.bytesFetched, 30 * recLen, 'only the named records were fetched');
+  for (let i = 0; i < 15; i++) assert.deepEqual(await r.read(locs[i]!, RecordType.DATA), a.payloads[15 + i]);
+  for (let i = 0; i < 15; i++) assert.deepEqual(await r.read(locs[15 + i]!, RecordType.DATA), b.payloads[i]);
+  assert.equal(r.counters.gets, 2);
+  // Records more than 64 KiB apart in one segment are not bridged by one GET; closer ones are.
+  const c = buildSegment(dataSegmentId(22), new Array(30).fill(4096));
+  await store.put(segmentKey('v/', dataSegmentId(22)), c.bytes);
+  const far = reader(store, { readAheadBytes: 1 << 20 });
+  assert.equal(far.readAhead([c.locs[0]!, c.locs[29]!]), 2);
   await settle();
-  const reads = n - 40;
-  assert.ok(r.counters.readAheadGets > 0, 'read-ahead started');
-  assert.ok(r.counters.cacheMisses <= 8, `${r.counters.cacheMisses} of ${reads} reads fetched their own record`);
-  assert.ok(r.counters.gets <= Math.ceil((reads * recLen) / (7.5 * recLen)) + 10, `${reads} records took ${r.counters.gets} GETs`);
+  assert.equal(far.counters.gets, 2);
+  assert.equal(far.counters.bytesFetched, 2 * (4096 + RECORD_HEADER_BYTES));
+  const near = reader(store, { readAheadBytes: 1 << 20 });
+  assert.equal(near.readAhead([c.locs[0]!, c.locs[10]!]), 2);
+  await settle();
+  assert.equal(near.counters.gets, 1);
+  assert.equal(near.counters.bytesFetched, 11 * (4096 + RECORD_HEADER_BYTES), 'the records between are fetched (and cached) too');
 });
 
-test('reader: random reads do not start read-ahead', async () => {
-  const n = 120;
-  const s = buildSegment(dataSegmentId(8), new Array(n).fill(64 * 1024));
-  const store = new MemoryStore();
-  await store.put(segmentKey('v/', dataSegmentId(8)), s.bytes);
-  const recLen = 64 * 1024 + RECORD_HEADER_BYTES;
-  const r = reader(store, { cacheBytesMax: 64 << 20, readAheadBytes: 4 << 20 });
-  // Each read lands more than the sequential slack (2 MiB) away from every earlier one.
-  const picks = [100, 20, 70, 5, 45, 119];
-  for (const i of picks) assert.deepEqual(await r.read(s.locs[i]!, RecordType.DATA), s.payloads[i]);
+test('reader: a read of a record whose window is in flight waits for it instead of a GET of its own', async () => {
+  const s = buildSegment(dataSegmentId(7), new Array(20).fill(1000));
+  const base = new MemoryStore();
+  await base.put(segmentKey('v/', dataSegmentId(7)), s.bytes);
+  let release!: () => void;
+  const gate = new Promise<void>((res) => (release = res));
+  let gets = 0;
+  const slow = Object.create(base) as MemoryStore;
+  slow.get = async (key, range) => {
+    gets++;
+    await gate;
+    return base.get(key, range);
+  };
+  const r = new SegmentReader({ store: slow, volumePrefix: 'v/', cacheBytesMax: 1 << 20, readAheadBytes: 1 << 20 }, null);
+  assert.equal(r.readAhead(s.locs), 20);
+  const reads = [5, 0, 19, 12].map((i) => r.read(s.locs[i]!, RecordType.DATA));
   await settle();
-  assert.equal(r.counters.readAheadGets, 0);
-  assert.equal(r.counters.gets, picks.length);
-  assert.equal(r.counters.bytesFetched, picks.length * recLen);
-  // The same reader then notices a sequential run (second advancing read) and reads ahead.
-  await r.read(s.locs[30]!, RecordType.DATA);
-  await r.read(s.locs[31]!, RecordType.DATA);
-  await settle();
-  assert.ok(r.counters.readAheadGets > 0);
+  assert.equal(gets, 1, 'the reads wait for the read-ahead window');
+  release();
+  const got = await Promise.all(reads);
+  [5, 0, 19, 12].forEach((i, k) => assert.deepEqual(got[k], s.payloads[i]));
+  assert.equal(gets, 1);
 });
 
 test('reader: read-ahead memory stays within half the cache; the cache bound holds', async () => {
@@ -485,37 +496,36 @@ test('reader: read-ahead memory stays within half the cache; the cache bound hol
   const store = new MemoryStore();
   await store.put(segmentKey('v/', dataSegmentId(9)), s.bytes);
   const cacheMax = 256 * 1024;
-  // Asked for 8 windows of 1 MiB: far more than the cache allows.
-  const r = new SegmentReader({ store, volumePrefix: 'v/', cacheBytesMax: cacheMax, readAheadBytes: 1 << 20, readAheadWindows: 8 }, null);
+  const r = new SegmentReader({ store, volumePrefix: 'v/', cacheBytesMax: cacheMax, readAheadBytes: 64 * 1024 }, null);
   const cacheBytes = () => (r as unknown as { cacheBytes: number }).cacheBytes;
+  // Asked for all 1.6 MiB at once: only what fits half the cache is accepted.
+  const accepted = r.readAhead(s.locs);
+  assert.ok(accepted > 0 && accepted * 16 * 1024 <= cacheMax / 2, `accepted ${accepted}`);
+  assert.ok(r.counters.aheadBytesPeak > 0 && r.counters.aheadBytesPeak <= cacheMax / 2, `peak in flight ${r.counters.aheadBytesPeak}`);
+  let next = accepted;
   for (let i = 0; i < n; i++) {
     assert.deepEqual(await r.read(s.locs[i]!, RecordType.DATA), s.payloads[i]);
     assert.ok(cacheBytes() <= cacheMax, `cache holds ${cacheBytes()}`);
+    // A reader keeps asking, as the inode layer does.
+    if (next < n && i + 4 >= next) next += r.readAhead(s.locs.slice(next));
   }
   await settle();
-  assert.ok(r.counters.readAheadGets > 0, 'read-ahead ran');
-  assert.ok(r.counters.aheadBytesPeak > 0 && r.counters.aheadBytesPeak <= cacheMax / 2, `peak in flight ${r.counters.aheadBytesPeak}`);
+  assert.ok(r.counters.aheadBytesPeak <= cacheMax / 2);
   assert.ok(cacheBytes() <= cacheMax);
   assert.ok(r.counters.cacheMisses < n / 4, `${r.counters.cacheMisses} misses of ${n}`);
 });
 
-test('reader: a scan moving on to the next segment starts read-ahead at its first record; none before', async () => {
-  const a = buildSegment(dataSegmentId(20), new Array(30).fill(1000));
-  const b = buildSegment(dataSegmentId(21), new Array(30).fill(1000));
+test('reader: a damaged record in a read-ahead window is reported by the read of it; the others read fine', async () => {
+  const s = buildSegment(dataSegmentId(11), new Array(10).fill(1000));
+  const damaged = Uint8Array.from(s.bytes);
+  damaged[s.locs[4]!.off + RECORD_HEADER_BYTES + 10]! ^= 0x40;
   const store = new MemoryStore();
-  await store.put(segmentKey('v/', dataSegmentId(20)), a.bytes);
-  await store.put(segmentKey('v/', dataSegmentId(21)), b.bytes);
-  const r = reader(store, { readAheadBytes: 8 * 1024 });
-  for (let i = 0; i < 30; i++) assert.deepEqual(await r.read(a.locs[i]!, RecordType.DATA), a.payloads[i]);
-  await settle();
-  // Never a GET of a segment nobody has read from yet (it may be an uncommitted orphan).
-  assert.equal(store.stats.gets, r.counters.gets);
-  const misses = r.counters.cacheMisses;
-  assert.deepEqual(await r.read(b.locs[0]!, RecordType.DATA), b.payloads[0]);
-  await settle();
-  assert.ok(r.counters.readAheadGets > 0);
-  for (let i = 1; i < 30; i++) assert.deepEqual(await r.read(b.locs[i]!, RecordType.DATA), b.payloads[i]);
-  assert.equal(r.counters.cacheMisses, misses + 1, 'only the first record of the new segment was fetched on its own');
+  await store.put(segmentKey('v/', dataSegmentId(11)), damaged);
+  const r = reader(store, { readAheadBytes: 1 << 20 });
+  assert.equal(r.readAhead(s.locs), 10);
+  await settle(); // the window failed quietly
+  for (const i of [0, 1, 2, 3, 5, 9]) assert.deepEqual(await r.read(s.locs[i]!, RecordType.DATA), s.payloads[i]);
+  await mustCorruptAsync(r.read(s.locs[4]!, RecordType.DATA), 'record 4');
 });
 
 test('reader: the cache is bounded in bytes and evicts least recently used first', async () => {
@@ -546,6 +556,7 @@ test('reader: the cache is bounded in bytes and evicts least recently used first
   // With a read-ahead window far larger than the cache, the bound still holds.
   const big = reader(store, { cacheBytesMax: 3000, readAheadBytes: 1 << 20 });
   for (let i = 0; i < n; i++) {
+    big.readAhead(s.locs.slice(i));
     assert.deepEqual(await big.read(s.locs[i]!, RecordType.DATA), s.payloads[i]);
     assert.ok((big as unknown as { cacheBytes: number }).cacheBytes <= 3000);
   }
