@@ -97,12 +97,20 @@ const HEADER_ROOM = 4096;
 const PENDING_INTERRUPTS_MAX = 1024;
 
 const READER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
+const { parentPort, workerData, receiveMessageOnPort } = require('node:worker_threads');
 const fs = require('node:fs');
 const { fd, size } = workerData;
 // Small requests are copied out of a reused buffer; large ones (WRITE payloads) hand the whole
-// buffer over without a copy and the reader takes a fresh one.
+// buffer over without a copy and the reader takes another: one the main thread gave back once it
+// was done with it (fresh memory costs a page fault per 4 KiB), or a new one.
 const BIG = 64 * 1024;
+const spare = [];
+const next = () => {
+  for (let m; (m = receiveMessageOnPort(parentPort)) !== undefined; ) {
+    if (m.message instanceof ArrayBuffer && m.message.byteLength === size && spare.length < 4) spare.push(m.message);
+  }
+  return spare.pop() ?? new ArrayBuffer(size);
+};
 let ab = new ArrayBuffer(size);
 let buf = new Uint8Array(ab);
 for (;;) {
@@ -118,7 +126,7 @@ for (;;) {
   if (n === 0) { parentPort.postMessage({ end: 'EOF' }); break; }
   if (n >= BIG) {
     parentPort.postMessage({ ab, n }, [ab]);
-    ab = new ArrayBuffer(size);
+    ab = next();
     buf = new Uint8Array(ab);
   } else {
     const out = new ArrayBuffer(n);
@@ -219,14 +227,20 @@ export class FuseSession {
       const w = new Worker(READER_SOURCE, { eval: true, workerData: { fd: this.fd, size } });
       w.on('message', (m: ArrayBuffer | { ab: ArrayBuffer; n: number } | { end: string }) => {
         let b: Buffer;
+        let giveBack: (() => void) | undefined;
         if (m instanceof ArrayBuffer) b = Buffer.from(m);
-        else if ('ab' in m) b = Buffer.from(m.ab, 0, m.n);
-        else {
+        else if ('ab' in m) {
+          b = Buffer.from(m.ab, 0, m.n);
+          const ab = m.ab;
+          giveBack = () => {
+            if (!this.ended) w.postMessage(ab, [ab]);
+          };
+        } else {
           this.onReaderEnd(m.end);
           return;
         }
         try {
-          this.onRequest(b);
+          this.onRequest(b, giveBack);
         } catch (e) {
           // Only a malformed request gets here (handlers reject, they do not throw): never crash.
           this.logger.error('fuse: cannot handle request', { error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
@@ -352,7 +366,12 @@ export class FuseSession {
   // -------------------------------------------------------------------------------------------
   // Requests
 
-  private onRequest(buf: Buffer): void {
+  /**
+   * `giveBack` returns a large request's buffer to its reader once nothing uses it any more: only a
+   * WRITE's, after the file system is done with its data (it copies what it keeps), so no view
+   * of a buffer that has gone back is ever read.
+   */
+  private onRequest(buf: Buffer, giveBack?: () => void): void {
     if (buf.length < SIZE.IN_HEADER) {
       this.logger.error('fuse: short request', { length: buf.length });
       return;
@@ -419,6 +438,7 @@ export class FuseSession {
     } catch (e) {
       p = Promise.reject(e);
     }
+    if (giveBack && opcode === Op.WRITE) p = p.finally(giveBack);
     p.then(
       () => {
         this.inFlight.delete(unique);

@@ -77,7 +77,11 @@ export class LogSegmentWriter {
   /** Sealed commits not yet durable, by id (normally at most one or two). */
   private readonly pendingCommits = new Map<number, SealedSegment>();
   private capacityWaiters: Array<() => void> = [];
-  /** Buffers of durable segments, reused for the next ones (largest three kept). */
+  /**
+   * Buffers of durable segments, reused for the next ones: as many as can be in flight, so a
+   * steady bulk write never touches fresh memory (a page fault per 4 KiB, which costs more than
+   * the copy into the buffer itself).
+   */
   private readonly spareBuffers: Uint8Array[] = [];
   private stats = { dataSegmentsPut: 0, commitSegmentsPut: 0, bytesPut: 0 };
 
@@ -170,7 +174,8 @@ export class LogSegmentWriter {
     if (!s.backing) return;
     this.spareBuffers.push(s.backing);
     this.spareBuffers.sort((a, b) => b.length - a.length);
-    if (this.spareBuffers.length > 3) this.spareBuffers.length = 3;
+    const keep = this.opts.inflightSegmentsMax + 2;
+    if (this.spareBuffers.length > keep) this.spareBuffers.length = keep;
   }
 
   /** A spare buffer of at least `size` bytes, if one is kept. */
