@@ -1,10 +1,13 @@
 /**
- * Write the format-version-1 fixture: a small volume in a LocalStore under
- * test/fixtures/format-v1/store, plus manifest.json describing what the volume must contain.
- * test/integration/format-fixture.test.ts opens a copy with the current code and checks it.
+ * Write the fixture of the current format version N: a small volume in a LocalStore under
+ * test/fixtures/format-vN/store, plus manifest.json describing what the volume must contain.
+ * test/integration/format-fixture.test.ts opens a copy of every fixture with the current code and
+ * checks it.
  *
  * Run once per format version, then commit the result and never regenerate it (docs/FORMAT.md,
- * "Compatibility policy"): `npx tsx scripts/make-format-fixture.ts [--force]`.
+ * "Compatibility policy"): `npx tsx scripts/make-format-fixture.ts [--force]`. From version 2 on,
+ * the volume is left as a crash leaves it, its newest commits deltas after a checkpoint, so that
+ * opening it replays their journals.
  *
  * The volume covers: small files in the commit segment, a file of several 64 KiB records (one
  * 200 KiB write), a file streamed in 32 KiB writes whose run outgrows largeRunBytes, so most of it
@@ -31,10 +34,13 @@ import {
   type SiltFileSystem,
 } from '../src/fs/index.ts';
 import { checkVolume } from '../src/fsck/index.ts';
+import { COMMIT_VERSION } from '../src/headhunter/index.ts';
 
 export const FIXTURE_VOLUME = 'fixture';
 const HERE = dirname(fileURLToPath(import.meta.url));
-const OUT = resolve(HERE, '../test/fixtures/format-v1');
+/** The format version the current code writes (the commit record version). */
+const FORMAT = COMMIT_VERSION;
+const OUT = resolve(HERE, `../test/fixtures/format-v${FORMAT}`);
 
 export interface ManifestEntry {
   path: string;
@@ -58,7 +64,7 @@ export interface ManifestEntry {
 }
 
 export interface Manifest {
-  formatVersion: 1;
+  formatVersion: number;
   volume: string;
   writtenBy: string;
   writtenAt: string;
@@ -209,7 +215,7 @@ export async function main(): Promise<void> {
     volume: FIXTURE_VOLUME,
     create: true,
     flushIntervalMs: 0,
-    volumeOptions: { segmentBytesMax: 128 * 1024, headEveryCommits: 3 },
+    volumeOptions: { segmentBytesMax: 128 * 1024, headEveryCommits: 3, checkpointIntervalMs: 3_600_000 },
     inode: { largeRunBytes: 128 * 1024 },
   });
   await build(fs);
@@ -222,7 +228,8 @@ export async function main(): Promise<void> {
   }
   const snapshots = ((fs.volume as unknown as { snapshots?: ReadonlyArray<{ name: string }> }).snapshots ?? []).map((s) => s.name);
   const commits = fs.volume.lastCommit.seq;
-  await fs.close();
+  if (fs.volume.lastCommit.kind !== 'delta') throw new Error('the fixture should end on delta commits');
+  fs.inodes.stop(); // no close: the newest commits stay deltas, as after a crash
   const report = await checkVolume(store, FIXTURE_VOLUME);
   if (!report.clean) throw new Error(`fixture is not fsck-clean: ${JSON.stringify(report.problems)}`);
   const files = (dir: string): string[] =>
@@ -230,7 +237,7 @@ export async function main(): Promise<void> {
   const objects = files(storeDir);
   const bytes = objects.reduce((s, f) => s + statSync(f).size, 0);
   const manifest: Manifest = {
-    formatVersion: 1,
+    formatVersion: FORMAT,
     volume: FIXTURE_VOLUME,
     writtenBy: 'scripts/make-format-fixture.ts',
     writtenAt: new Date().toISOString(),

@@ -27,6 +27,12 @@ export interface BTreeOptions {
   owner: number;
   /** Split nodes whose encoding exceeds this; merge/borrow below a quarter of it. Default 16 KiB. */
   nodeBytesMax?: number;
+  /**
+   * Called once after each put, and after each delete that removed something, with the key (and
+   * for a put the value after it) encoded by the tree's codecs: what a redo log records. The bytes
+   * are a view, valid only during the call.
+   */
+  onChange?: (op: 'put' | 'delete', encoded: Uint8Array) => void;
 }
 
 export interface EntriesOptions<K> {
@@ -62,6 +68,7 @@ export class BTree<K, V> {
   /** Below this a node is underfull and is merged with or borrows from a sibling (when in memory). */
   readonly nodeBytesMin: number;
 
+  private readonly onChange: BTreeOptions['onChange'];
   private rootRef: Child<K, V>;
   private flushedRoot: NodeLoc | undefined;
   private modified: boolean;
@@ -86,6 +93,7 @@ export class BTree<K, V> {
       `btree: nodeBytesMax ${max} outside [${NODE_BYTES_MAX_MIN}, ${NODE_BYTES_MAX_MAX}]`,
     );
     this.owner = opts.owner;
+    this.onChange = opts.onChange;
     this.nodeBytesMax = max;
     this.nodeBytesMin = Math.floor(max / 4);
     this.rootRef = rootRef;
@@ -226,11 +234,12 @@ export class BTree<K, V> {
       }
       this.fixup(path);
     });
+    this.onChange?.('put', w.written(start, start + size));
   }
 
   /** Remove k; returns whether it was present. */
   async delete(k: K): Promise<boolean> {
-    return this.run(() => {
+    const removed = await this.run(() => {
       const path = this.descend(k);
       const leaf = path.nodes[path.nodes.length - 1] as LeafNode<K, V>;
       const i = this.lowerBound(leaf.keys, k);
@@ -245,6 +254,13 @@ export class BTree<K, V> {
       this.fixup(path);
       return true;
     });
+    if (removed && this.onChange) {
+      const w = this.scratchWriter();
+      const start = w.length;
+      this.kc.encode(k, w);
+      this.onChange('delete', w.written(start, w.length));
+    }
+    return removed;
   }
 
   // ---------------------------------------------------------------------------------------------

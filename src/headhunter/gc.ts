@@ -61,6 +61,8 @@ const firstSeen = new WeakMap<Volume, Map<string, number>>();
  *   there),
  * - data segments numbered at or above the commit's nonce high-water mark and commits after it
  *   (they may belong to a commit still in flight, here or in a server using the volume),
+ * - for delta commits, every commit from their checkpoint on and every data segment numbered at
+ *   or above the checkpoint's nonce high-water mark (their journals may name them),
  * - anything still in memory in this process.
  * Unreferenced data segments below the high-water mark are garbage by construction: every data
  * segment allocated before a commit was sealed is either referenced by it or dead.
@@ -75,10 +77,29 @@ export async function collectGarbage(vol: Volume, opts: GcOptions = {}): Promise
   const keep = opts.keepCommits ?? 2;
   const grace = opts.graceMs ?? 0;
   await vol.updateHead();
+  // Move the horizon: a fallback commit (one of the newest `keep`) that is a delta after an older
+  // checkpoint keeps alive everything its chain names, including what died since. On an idle
+  // volume no later checkpoint would ever come; a checkpoint with nothing new is one small PUT, and
+  // after at most two of them the fallbacks are checkpoints. A dry run reports as if it had moved.
+  if (!opts.dryRun && !vol.fenced) {
+    for (let i = 0; i < 2 && (await oldFallbackChain(vol, keep)); i++) {
+      await vol.checkpoint();
+      await vol.updateHead();
+    }
+  }
   const commit = vol.lastCommit;
   const headSeq = vol.headHintSeq;
   const protectedSegs = new Set<number>();
-  const protectCommit = async (c: CommitRecord): Promise<number> => {
+  // A delta commit's segment table is its checkpoint's: what its journals added since lies in the
+  // commit segments from the checkpoint on and in data segments numbered from the checkpoint's
+  // nonce high-water mark on, and both are kept below.
+  let oldestCheckpoint = commit.checkpointSeq;
+  let oldestCheckpointNonce = commit.checkpointNonceNext;
+  const protectCommit = async (c: CommitRecord, recoverable = true): Promise<number> => {
+    if (recoverable) {
+      oldestCheckpoint = Math.min(oldestCheckpoint, c.checkpointSeq);
+      oldestCheckpointNonce = Math.min(oldestCheckpointNonce, c.checkpointNonceNext);
+    }
     let live = 0;
     for (const [seg, n] of await segmentsReferencedBy(vol, c)) {
       protectedSegs.add(seg);
@@ -87,10 +108,13 @@ export async function collectGarbage(vol: Volume, opts: GcOptions = {}): Promise
     return live;
   };
   const liveBytes = await protectCommit(commit);
-  // The commits recovery could fall back to keep what they reference too.
+  // The commits recovery could fall back to keep what they reference too (a dry run skips those a
+  // real run would have made obsolete by moving the horizon).
   for (let seq = commit.seq - 1; seq > commit.seq - keep && seq >= 1; seq--) {
     try {
-      await protectCommit(await readCommit(vol.store, vol.prefix, seq));
+      const c = await readCommit(vol.store, vol.prefix, seq);
+      if (opts.dryRun && c.kind === 'delta' && c.checkpointSeq < commit.checkpointSeq) continue;
+      await protectCommit(c);
     } catch (err) {
       if (!(err instanceof CorruptionError)) throw err; // a missing or damaged old commit protects nothing
     }
@@ -98,9 +122,9 @@ export async function collectGarbage(vol: Volume, opts: GcOptions = {}): Promise
   // A snapshot is a retained commit: its segment table names exactly the segments it references.
   for (const s of commit.snapshots) {
     protectedSegs.add(commitSegmentId(s.seq));
-    await protectCommit(await readCommit(vol.store, vol.prefix, s.seq));
+    await protectCommit(await readCommit(vol.store, vol.prefix, s.seq), false);
   }
-  const minCommitKept = Math.min(headSeq, commit.seq - keep + 1);
+  const minCommitKept = Math.min(headSeq, commit.seq - keep + 1, oldestCheckpoint);
   const snapshotSeqs = new Set(commit.snapshots.map((s) => s.seq));
   const report: GcReport = {
     objectsScanned: 0,
@@ -135,7 +159,7 @@ export async function collectGarbage(vol: Volume, opts: GcOptions = {}): Promise
         const keepIt =
           protectedSegs.has(id) ||
           vol.writer.isInMemory(id) ||
-          (isCommitSegment(id) ? n >= minCommitKept || snapshotSeqs.has(n) : n >= commit.nonceNext);
+          (isCommitSegment(id) ? n >= minCommitKept || snapshotSeqs.has(n) : n >= oldestCheckpointNonce);
         if (keepIt) {
           storedBytes += o.size;
           continue;
@@ -183,6 +207,20 @@ export async function collectGarbage(vol: Volume, opts: GcOptions = {}): Promise
     metrics.storedBytes.set(storedBytes);
   }
   return report;
+}
+
+/** The newest commit is a delta, or a fallback (among the newest `keep`) is a delta after an older checkpoint. */
+async function oldFallbackChain(vol: Volume, keep: number): Promise<boolean> {
+  const newest = vol.lastCommit;
+  for (let seq = newest.seq - 1; seq > newest.seq - keep && seq >= 1; seq--) {
+    try {
+      const c = await readCommit(vol.store, vol.prefix, seq);
+      if (c.kind === 'delta' && c.checkpointSeq < newest.checkpointSeq) return true;
+    } catch (err) {
+      if (!(err instanceof CorruptionError)) throw err;
+    }
+  }
+  return newest.kind === 'delta';
 }
 
 /**

@@ -8,6 +8,11 @@
  *   both commit sequence N; the loser is fenced and stops writing.
  * - Recovery reads the newest commit that verifies; a corrupt newest commit falls back to the one
  *   before it and says so.
+ * - A commit is a checkpoint (whole trees) or a delta (a journal of changes since the commit
+ *   before). A delta's state is its checkpoint's trees with every journal from there on replayed
+ *   in order; a commit is a checkpoint whenever the previous attempt at one did not seal, so no
+ *   change folded into the trees is ever left out of both a checkpoint and a journal. Snapshots
+ *   and cleanly closed volumes are checkpoints.
  * - Nonces never repeat within the durable history: each commit records the next unused nonce.
  * - With the (opt-in) owner lease, a second writer is refused before it opens the volume while the
  *   owner's heartbeat is fresh; a takeover commits once at once, fencing the old owner (lease.ts).
@@ -25,6 +30,8 @@ export {
   type CommitHook,
 } from './volume.ts';
 export { encodeCommit, decodeCommit, COMMIT_VERSION, type CommitRecord, type SnapshotRef } from './commit.ts';
+export { JournalOp, JournalWriter, decodeJournal, type JournalEntry } from './journal.ts';
+export { type ReplayReport } from './replay.ts';
 export {
   nameHash,
   decodeInode,

@@ -28,6 +28,8 @@ import {
   type Logger,
 } from '../util/index.ts';
 import { COMMIT_VERSION, decodeCommit, encodeCommit, type CommitRecord, type SnapshotRef } from './commit.ts';
+import { JournalWriter, decodeJournal, type JournalEntry } from './journal.ts';
+import { replayJournals, type ReplayReport } from './replay.ts';
 
 export interface VolumeOptions {
   /** Data segments close at this size. */
@@ -40,8 +42,17 @@ export interface VolumeOptions {
   readAheadBytes: number;
   /** Commit early when the open commit segment holds this much. */
   commitBytesMax: number;
-  /** Rewrite the `head` hint after this many commits. */
+  /** Rewrite the `head` hint at a checkpoint at least this many commits after the hint. */
   headEveryCommits: number;
+  /**
+   * A commit is a checkpoint (trees written in full) when this long has passed since the last one;
+   * the commits in between are deltas (a journal of what changed: docs/FORMAT.md).
+   */
+  checkpointIntervalMs: number;
+  /** ... or when this many delta commits follow the last checkpoint (bounds what recovery replays). */
+  checkpointDeltasMax: number;
+  /** ... or when their journals hold this many bytes. */
+  checkpointJournalBytesMax: number;
   logger: Logger;
   failpoints: Failpoints;
 }
@@ -53,6 +64,9 @@ export const defaultVolumeOptions: VolumeOptions = {
   readAheadBytes: 4 * 1024 * 1024,
   commitBytesMax: 8 * 1024 * 1024,
   headEveryCommits: 16,
+  checkpointIntervalMs: 30_000,
+  checkpointDeltasMax: 256,
+  checkpointJournalBytesMax: 8 * 1024 * 1024,
   logger: nullLogger,
   failpoints: new Failpoints(),
 };
@@ -96,8 +110,21 @@ interface SuperBlock {
   createdMs: number;
 }
 
-/** Called under the volume lock at the start of every commit: push dirty inodes into the inode table. */
-export type CommitHook = () => Promise<void>;
+/**
+ * Called under the volume lock at the start of every commit. For a checkpoint: push every inode
+ * changed since the last checkpoint into the inode table (flushing its trees). For a delta: return
+ * the encoded records of the inodes changed since the last commit, for the journal.
+ */
+export type CommitHook = (kind: CommitRecord['kind']) => Promise<Iterable<[number, Uint8Array]>>;
+
+/** The checkpoint that delta commits build on. */
+interface CheckpointInfo {
+  seq: number;
+  nonceNext: number;
+  inodeTableRoot: Loc;
+  segmentTableRoot: Loc;
+  timeMs: number;
+}
 
 /**
  * A volume: its trees, its log, and its commits (the seed's headhunter).
@@ -118,8 +145,18 @@ export class Volume {
   inodeTable!: BTree<number, Uint8Array>;
   private segTable!: BTree<number, SegmentStats>;
   private nonce: number;
+  /** Live-byte changes not yet in the segment table (data and tree nodes): applied at checkpoints. */
   private liveDelta = new Map<number, number>();
-  private commitHook: CommitHook = async () => {};
+  /** Live-byte changes of data records not yet in any commit's journal. */
+  private journalLive = new Map<number, number>();
+  /** Tree and lifecycle changes since the last commit (the inode layer appends to it). */
+  readonly journal = new JournalWriter();
+  private checkpointAt: CheckpointInfo;
+  private deltasSinceCheckpoint = 0;
+  private journalBytesSinceCheckpoint = 0;
+  /** The next commit must be a checkpoint (asked for, or the trees hold replayed state). */
+  private checkpointWanted = false;
+  private commitHook: CommitHook = async () => [];
   private changeSeq = 0;
   private durableChangeSeq = 0;
   private committing: Promise<void> | null = null;
@@ -133,6 +170,8 @@ export class Volume {
   private readonly unregisterDirty: () => void;
   /** The last durable commit. */
   lastCommit: CommitRecord;
+  /** The last durable checkpoint (lastCommit, or the checkpoint lastCommit builds on). */
+  lastDurableCheckpoint: CommitRecord;
   private snapshotList: SnapshotRef[];
   /** Set when this is a read-only view of a snapshot: every mutation gets EROFS, nothing is written. */
   readOnlySnapshot: string | undefined;
@@ -141,6 +180,8 @@ export class Volume {
   readonly failpoints: Failpoints;
   /** Problems found while opening (a corrupt newest commit we fell back from). */
   readonly openWarnings: string[] = [];
+  /** What opening replayed (delta commits after the newest checkpoint), if anything. */
+  replayed: ReplayReport | undefined;
 
   private constructor(
     readonly store: ObjectStore,
@@ -152,6 +193,14 @@ export class Volume {
     this.log = opts.logger;
     this.failpoints = opts.failpoints;
     this.lastCommit = commit;
+    this.lastDurableCheckpoint = commit;
+    this.checkpointAt = {
+      seq: commit.checkpointSeq,
+      nonceNext: commit.checkpointNonceNext,
+      inodeTableRoot: commit.inodeTableRoot,
+      segmentTableRoot: commit.segmentTableRoot,
+      timeMs: commit.timeMs,
+    };
     this.snapshotList = commit.snapshots;
     this.nonce = commit.nonceNext;
     this.inodeCount = commit.inodeCount;
@@ -177,14 +226,15 @@ export class Volume {
       writeNode: (payload: Uint8Array, owner: number) => this.writer.appendNode(payload, owner, 0),
       releaseNode: () => {},
     };
+    // Node live bytes are not journaled: replaying the journal's tree operations re-derives them.
     this.nodeStore = {
       readNode: (loc: NodeLoc) => this.reader.read(loc, RecordType.NODE),
       writeNode: (payload: Uint8Array, owner: number) => {
         const loc = this.writer.appendNode(payload, owner, 0);
-        this.addLive(loc.seg, loc.len);
+        addTo(this.liveDelta, loc.seg, loc.len);
         return loc;
       },
-      releaseNode: (loc: NodeLoc) => this.addLive(loc.seg, -loc.len),
+      releaseNode: (loc: NodeLoc) => addTo(this.liveDelta, loc.seg, -loc.len),
     };
   }
 
@@ -209,9 +259,45 @@ export class Volume {
     return n;
   }
 
-  /** Live-bytes accounting: a record in `seg` became referenced (+) or unreferenced (-). */
+  /** Live-bytes accounting of data records: a record in `seg` became referenced (+) or unreferenced (-). */
   addLive(seg: number, delta: number): void {
-    this.liveDelta.set(seg, (this.liveDelta.get(seg) ?? 0) + delta);
+    addTo(this.liveDelta, seg, delta);
+    addTo(this.journalLive, seg, delta);
+  }
+
+  /** Make the next commit a checkpoint. */
+  requestCheckpoint(): void {
+    this.checkpointWanted = true;
+  }
+
+  /** Commit a checkpoint now (durably), whether or not anything changed since the last commit. */
+  async checkpoint(): Promise<void> {
+    await this.lock.run(async () => {
+      this.checkpointWanted = true;
+      this.markChanged();
+    });
+    await this.sync();
+  }
+
+  /** The newest durable commit is a delta (or a checkpoint is wanted): an idle volume should checkpoint. */
+  get checkpointPending(): boolean {
+    return this.checkpointWanted || this.lastCommit.kind === 'delta' || this.deltasSinceCheckpoint > 0;
+  }
+
+  /** The roots of the trees as they stand (flushed), for checkers that walk stored nodes. */
+  get treeRoots(): { inodeTableRoot: Loc; segmentTableRoot: Loc } {
+    const inodeTableRoot = this.inodeTable.root;
+    const segmentTableRoot = this.segTable.root;
+    assert(inodeTableRoot !== undefined && segmentTableRoot !== undefined, 'volume trees were never flushed');
+    return { inodeTableRoot, segmentTableRoot };
+  }
+
+  private decideKind(): CommitRecord['kind'] {
+    if (this.checkpointWanted || this.checkpointAt.seq < 1) return 'checkpoint';
+    if (this.deltasSinceCheckpoint >= this.opts.checkpointDeltasMax) return 'checkpoint';
+    if (this.journalBytesSinceCheckpoint + this.journal.bytes >= this.opts.checkpointJournalBytesMax) return 'checkpoint';
+    if (Date.now() - this.checkpointAt.timeMs >= this.opts.checkpointIntervalMs) return 'checkpoint';
+    return 'delta';
   }
 
   setCommitHook(hook: CommitHook): void {
@@ -270,15 +356,51 @@ export class Volume {
       // Checked under the lock: a halt happens under it too, so no commit can follow one.
       if (this.fencedError) throw new FsError('EIO', this.fencedError.message, { cause: this.fencedError });
       const covered = this.changeSeq;
-      await this.commitHook();
-      // Order matters for exact live-byte accounting: every accounted node is written (and every
-      // superseded one released) before the deltas are applied. The segment table's own nodes are
-      // not accounted (they would change the table while it is being written).
-      const inodeTableRoot = this.inodeTable.flush();
-      await this.applyLiveDelta();
-      const segmentTableRoot = this.segTable.flush();
+      const kind = this.decideKind();
+      // Once a checkpoint's hook has run, the changes it folded into the trees are in no journal:
+      // until a checkpoint is sealed, every commit must be one.
+      if (kind === 'checkpoint') this.checkpointWanted = true;
+      const inodes = await this.commitHook(kind);
       const prevSeq = this.lastCommit.seq;
       let record: CommitRecord | undefined;
+      if (kind === 'checkpoint') {
+        // Order matters for exact live-byte accounting: every accounted node is written (and every
+        // superseded one released) before the deltas are applied. The segment table's own nodes
+        // are not accounted (they would change the table while it is being written).
+        const inodeTableRoot = this.inodeTable.flush();
+        await this.applyLiveDelta();
+        const segmentTableRoot = this.segTable.flush();
+        this.failpoints.hit('before-checkpoint-seal');
+        const c = this.writer.sealCommit((seq) => {
+          record = {
+            version: COMMIT_VERSION,
+            volumeId: this.volumeId,
+            seq,
+            prevSeq,
+            timeMs: Date.now(),
+            nonceNext: this.nonce,
+            inodeTableRoot,
+            segmentTableRoot,
+            inodeCount: this.inodeCount,
+            snapshots: this.snapshotList,
+            kind,
+            checkpointSeq: seq,
+            checkpointNonceNext: this.nonce,
+            journal: new Uint8Array(0),
+          };
+          return encodeCommit(record);
+        });
+        assert(record !== undefined);
+        // The checkpoint holds everything: what was journaled or waiting to be is covered by it.
+        this.journal.discard();
+        this.journalLive.clear();
+        this.checkpointAt = { seq: record.seq, nonceNext: record.nonceNext, inodeTableRoot, segmentTableRoot, timeMs: record.timeMs };
+        this.deltasSinceCheckpoint = 0;
+        this.journalBytesSinceCheckpoint = 0;
+        this.checkpointWanted = false;
+        return { c, covered, record };
+      }
+      const cp = this.checkpointAt;
       const c = this.writer.sealCommit((seq) => {
         record = {
           version: COMMIT_VERSION,
@@ -287,14 +409,21 @@ export class Volume {
           prevSeq,
           timeMs: Date.now(),
           nonceNext: this.nonce,
-          inodeTableRoot,
-          segmentTableRoot,
+          inodeTableRoot: cp.inodeTableRoot,
+          segmentTableRoot: cp.segmentTableRoot,
           inodeCount: this.inodeCount,
           snapshots: this.snapshotList,
+          kind,
+          checkpointSeq: cp.seq,
+          checkpointNonceNext: cp.nonceNext,
+          journal: this.journal.take(inodes, this.journalLive),
         };
+        this.journalLive.clear();
         return encodeCommit(record);
       });
       assert(record !== undefined);
+      this.deltasSinceCheckpoint++;
+      this.journalBytesSinceCheckpoint += record.journal.length;
       return { c, covered, record };
     });
     const endTimer = metrics.commitSeconds.startTimer();
@@ -315,8 +444,10 @@ export class Volume {
     metrics.commitTimestamp.set(sealed.record.timeMs / 1000);
     metrics.dirtyBytes.set(this.writer.bufferedBytes);
     this.lastCommit = sealed.record;
+    if (sealed.record.kind === 'checkpoint') this.lastDurableCheckpoint = sealed.record;
     this.durableChangeSeq = Math.max(this.durableChangeSeq, sealed.covered);
-    if (sealed.record.seq - this.headSeq >= this.opts.headEveryCommits) this.writeHead(sealed.record.seq);
+    // Recovery probes forward from the hint and replays from the checkpoint: point it at checkpoints.
+    if (sealed.record.kind === 'checkpoint' && sealed.record.seq - this.headSeq >= this.opts.headEveryCommits) this.writeHead(sealed.record.seq);
   }
 
   /**
@@ -370,15 +501,18 @@ export class Volume {
   async createSnapshot(name: string): Promise<SnapshotRef> {
     validateSnapshotName(name);
     this.checkWritable();
-    await this.sync();
+    // A snapshot names a checkpoint (its trees are whole): one covering everything before the call.
+    await this.checkpoint();
     const snap = await this.lock.run(async () => {
       if (this.snapshotList.some((s) => s.name === name)) throw new FsError('EEXIST', `snapshot ${name} exists`);
       if (this.snapshotList.length >= 1000) throw new FsError('ENOSPC', 'a volume keeps at most 1000 snapshots');
+      const cp = this.lastDurableCheckpoint;
+      assert(cp.kind === 'checkpoint' && cp.seq >= 1, 'snapshot: no durable checkpoint');
       const ref: SnapshotRef = {
         name,
-        seq: this.lastCommit.seq,
+        seq: cp.seq,
         createdMs: Date.now(),
-        inodeTableRoot: this.lastCommit.inodeTableRoot,
+        inodeTableRoot: cp.inodeTableRoot,
       };
       this.snapshotList = [...this.snapshotList, ref];
       this.markChanged();
@@ -423,15 +557,28 @@ export class Volume {
   }
 
   /** Segment table entries (segment id -> live bytes), for stat/fsck/gc. */
+  /**
+   * Segments with live bytes as they stand now: the segment table (as of the last checkpoint) with
+   * the changes made since applied. For status displays; gc and the cleaner read commits' tables.
+   */
   async *segments(): AsyncGenerator<[number, SegmentStats]> {
-    yield* this.segTable.entries();
+    const pending = new Map(this.liveDelta);
+    for await (const [seg, s] of this.segTable.entries()) {
+      const delta = pending.get(seg) ?? 0;
+      pending.delete(seg);
+      if (s.liveBytes + delta > 0) yield [seg, { kind: s.kind, liveBytes: s.liveBytes + delta }];
+    }
+    for (const [seg, delta] of [...pending].sort((a, b) => a[0] - b[0])) {
+      if (delta > 0) yield [seg, { kind: isCommitSegment(seg) ? SegmentKind.COMMIT : SegmentKind.DATA, liveBytes: delta }];
+    }
   }
 
   /** Final commit, then stop. Further mutations get EROFS. */
   async close(): Promise<void> {
     if (this.closed) return;
     if (!this.fencedError && this.readOnlySnapshot === undefined) {
-      await this.sync();
+      // End on a checkpoint: the next open needs no replay.
+      if (this.checkpointPending || this.hasUncommittedChanges) await this.checkpoint();
       if (this.lastCommit.seq !== this.headSeq) this.writeHead(this.lastCommit.seq);
       await this.headWrite;
     }
@@ -484,6 +631,10 @@ export class Volume {
       segmentTableRoot: empty,
       inodeCount: 0,
       snapshots: [],
+      kind: 'checkpoint',
+      checkpointSeq: 0,
+      checkpointNonceNext: 2,
+      journal: new Uint8Array(0),
     };
     const v = new Volume(store, name, o, genesis, 1);
     v.inodeTable = BTree.create(v.nodeStore, u64Key, bytesValue, { owner: 0 });
@@ -505,6 +656,7 @@ export class Volume {
       throw new FsError('ENOENT', `volume ${name} has no snapshot ${snapshot} (snapshots: ${names})`);
     }
     const commit = await readCommit(store, `${name}/`, snap.seq);
+    if (commit.kind !== 'checkpoint') throw new CorruptionError(`snapshot ${snapshot} names commit ${snap.seq}, which is not a checkpoint`);
     const o = { ...defaultVolumeOptions, ...opts };
     const v = new Volume(store, name, o, commit, current.writer.nextSeq);
     v.readOnlySnapshot = snapshot;
@@ -521,8 +673,15 @@ export class Volume {
     const sb = await readSuper(store, name);
     const hint = await readHead(store, prefix);
     // Probe forward from the hint until a sequence is missing: that bounds the newest commit.
+    // The hint is rewritten at checkpoints, so the newest may be many ahead: probe 2, then 4, ...
+    // (up to PROBE_BATCH) at a time.
     let last = hint - 1;
-    while (await store.head(commitKey(prefix, last + 1))) last++;
+    for (let batch = 2; ; batch = Math.min(PROBE_BATCH, batch * 2)) {
+      const found = await Promise.all(Array.from({ length: batch }, (_, i) => store.head(commitKey(prefix, last + 1 + i))));
+      const missing = found.findIndex((f) => f === null);
+      last += missing < 0 ? batch : missing;
+      if (missing >= 0) break;
+    }
     if (last < hint) {
       // The hinted commit itself is missing: the hint points past what exists (a restored or
       // hand-edited store; it should never happen). Fall back to a listing rather than walking
@@ -531,28 +690,55 @@ export class Volume {
     }
     if (last < 1) throw new CorruptionError(`volume ${name}: no commit found in the store`);
     const warnings: string[] = [];
-    for (let seq = last; seq >= 1; seq--) {
+    for (let seq = last; seq >= 1; ) {
+      let commit: CommitRecord;
+      let journals: Array<{ seq: number; entries: JournalEntry[] }> = [];
       try {
-        const commit = await readCommit(store, prefix, seq);
+        commit = await readCommit(store, prefix, seq);
         if (commit.volumeId !== sb.volumeId) {
           throw new CorruptionError(`commit ${seq} belongs to volume ${commit.volumeId}, not ${sb.volumeId}`);
         }
-        const v = new Volume(store, name, o, commit, last + 1);
-        // The stored hint may be older than the commit we open (a crash before the head PUT).
-        v.headSeq = v.durableHeadSeq = Math.min(hint, commit.seq);
-        // Data segments at or above the high-water mark are left over from a crash (no durable
-        // commit references them): hand out numbers above them, so that creating a new data
-        // segment (never an overwrite) does not collide with one and fence us.
-        v.nonce = Math.max(v.nonce, await nextUnlistedDataNumber(store, prefix, commit.nonceNext));
-        v.openWarnings.push(...warnings);
-        for (const w of warnings) o.logger.warn(w);
-        v.inodeTable = BTree.open(v.nodeStore, u64Key, bytesValue, commit.inodeTableRoot, { owner: 0 });
-        v.segTable = BTree.open(v.segTableStore, u64Key, segStatsValue, commit.segmentTableRoot, { owner: SEGMENT_TABLE_OWNER });
-        return v;
+        if (commit.kind === 'delta') {
+          // Every commit from the checkpoint on must verify: a damaged one cuts the chain there.
+          const chain = await readJournals(store, prefix, commit, sb.volumeId);
+          if ('brokenAt' in chain) {
+            warnings.push(`commit ${chain.brokenAt} is unreadable (${chain.why}); falling back to commit ${chain.brokenAt - 1}`);
+            seq = chain.brokenAt - 1;
+            continue;
+          }
+          journals = chain.journals;
+        }
       } catch (err) {
         if (!(err instanceof CorruptionError)) throw err;
         warnings.push(`commit ${seq} is unreadable (${err.message}); falling back to commit ${seq - 1}`);
+        seq--;
+        continue;
       }
+      const v = new Volume(store, name, o, commit, last + 1);
+      // The stored hint may be older than the commit we open (a crash before the head PUT).
+      v.headSeq = v.durableHeadSeq = Math.min(hint, commit.seq);
+      // Data segments at or above the high-water mark are left over from a crash (no durable
+      // commit references them): hand out numbers above them, so that creating a new data
+      // segment (never an overwrite) does not collide with one and fence us.
+      v.nonce = Math.max(v.nonce, await nextUnlistedDataNumber(store, prefix, commit.nonceNext));
+      v.openWarnings.push(...warnings);
+      for (const w of warnings) o.logger.warn(w);
+      v.inodeTable = BTree.open(v.nodeStore, u64Key, bytesValue, commit.inodeTableRoot, { owner: 0 });
+      v.segTable = BTree.open(v.segTableStore, u64Key, segStatsValue, commit.segmentTableRoot, { owner: SEGMENT_TABLE_OWNER });
+      if (journals.length > 0) {
+        // The state of a delta commit: its checkpoint's trees with every journal since replayed,
+        // written out as a checkpoint would be (in memory; the next commit must be a checkpoint).
+        await v.lock.run(async () => {
+          v.replayed = await replayJournals(v, journals);
+          v.inodeTable.flush();
+          await v.applyLiveDelta();
+          v.segTable.flush();
+          v.journalLive.clear();
+          v.checkpointWanted = true;
+        });
+        o.logger.info('replayed delta commits since the last checkpoint', { volume: name, checkpoint: commit.checkpointSeq, commit: commit.seq, ...v.replayed });
+      }
+      return v;
     }
     throw new CorruptionError(`volume ${name}: no valid commit (${warnings.join('; ')})`);
   }
@@ -640,6 +826,52 @@ async function nextUnlistedDataNumber(store: ObjectStore, prefix: string, from: 
   }
 }
 
+/** HEADs sent at once while probing for the newest commit. */
+const PROBE_BATCH = 16;
+/** Journals read at once during recovery. */
+const JOURNAL_READS_IN_FLIGHT = 16;
+
+/**
+ * The journals of the commits after `newest`'s checkpoint, up to and including `newest`, decoded
+ * and in order; or where the chain breaks (a commit missing, damaged, or not of this chain).
+ */
+async function readJournals(
+  store: ObjectStore,
+  prefix: string,
+  newest: CommitRecord,
+  volumeId: string,
+): Promise<{ journals: Array<{ seq: number; entries: JournalEntry[] }> } | { brokenAt: number; why: string }> {
+  const first = newest.checkpointSeq + 1;
+  const n = newest.seq - first + 1;
+  const out: Array<{ seq: number; entries: JournalEntry[] } | { broken: string }> = new Array(n);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      const i = next++;
+      const seq = first + i;
+      try {
+        const c = seq === newest.seq ? newest : await readCommit(store, prefix, seq);
+        if (c.volumeId !== volumeId) throw new CorruptionError(`it belongs to volume ${c.volumeId}`);
+        if (c.kind !== 'delta' || c.checkpointSeq !== newest.checkpointSeq) {
+          throw new CorruptionError(`it is not a delta after checkpoint ${newest.checkpointSeq}`);
+        }
+        out[i] = { seq, entries: decodeJournal(c.journal, `${commitKey(prefix, seq)} journal`) };
+      } catch (err) {
+        if (!(err instanceof CorruptionError)) throw err;
+        out[i] = { broken: err.message };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(JOURNAL_READS_IN_FLIGHT, n) }, worker));
+  const journals: Array<{ seq: number; entries: JournalEntry[] }> = [];
+  for (let i = 0; i < n; i++) {
+    const j = out[i]!;
+    if ('broken' in j) return { brokenAt: first + i, why: j.broken };
+    journals.push(j);
+  }
+  return { journals };
+}
+
 /** Read and verify the commit record of `log/<seq>` from its trailer. */
 export async function readCommit(store: ObjectStore, prefix: string, seq: number): Promise<CommitRecord> {
   const key = commitKey(prefix, seq);
@@ -657,6 +889,10 @@ export async function readCommit(store: ObjectStore, prefix: string, seq: number
   const c = decodeCommit(payload, key);
   if (c.seq !== seq) throw new CorruptionError(`${key}: commit record says sequence ${c.seq}`, { key });
   return c;
+}
+
+function addTo(m: Map<number, number>, seg: number, delta: number): void {
+  m.set(seg, (m.get(seg) ?? 0) + delta);
 }
 
 function errMessage(err: unknown): string {

@@ -65,7 +65,7 @@ export async function pickVictims(vol: Volume, opts: CleanOptions = {}): Promise
       if (l === undefined || l === 0) continue; // dead (gc's job) or only segment-table nodes
       examined++;
       if (held.has(seg) || vol.writer.isInMemory(seg)) continue;
-      if (isCommitSegment(seg) ? n > commit.seq - keep : n >= commit.nonceNext) continue;
+      if (isCommitSegment(seg) ? n > commit.seq - keep || n >= commit.checkpointSeq : n >= commit.checkpointNonceNext) continue;
       if (l / o.size < umax) victims.push({ seg, size: o.size, live: l });
     }
   }
@@ -82,6 +82,8 @@ export async function pickVictims(vol: Volume, opts: CleanOptions = {}): Promise
  */
 export async function cleanSegments(inodes: Inodes, opts: CleanOptions = {}): Promise<CleanReport> {
   const vol = inodes.volume;
+  // Live counts come from the segment table, which only checkpoints bring up to date.
+  if (vol.checkpointPending) await vol.checkpoint();
   const { victims, examined } = await pickVictims(vol, opts);
   const report: CleanReport = { segmentsExamined: examined, segmentsCleaned: 0, recordsMoved: 0, bytesMoved: 0 };
   for (const v of victims) {
@@ -105,7 +107,8 @@ export async function cleanSegments(inodes: Inodes, opts: CleanOptions = {}): Pr
   }
   if (report.recordsMoved > 0) {
     vol.failpoints.hit('cleaner-before-commit');
-    await vol.sync();
+    // A checkpoint: moved tree nodes are rewritten only when the trees are written whole.
+    await vol.checkpoint();
   }
   return report;
 }

@@ -11,6 +11,7 @@ import {
   type Clock,
 } from '../util/index.ts';
 import {
+  JournalOp,
   decodeInode,
   dirKey,
   dirValue,
@@ -45,6 +46,9 @@ export const defaultInodeLayerOptions: InodeLayerOptions = {
 };
 
 export const ROOT_INO = 1;
+
+/** Quiet flusher intervals after a delta commit before the flusher makes a checkpoint. */
+const CHECKPOINT_IDLE_INTERVALS = 5;
 
 /** A piece of a read: zeros (a hole) or bytes [skip, skip+n) of a data record. */
 export type ReadPiece = { zero: number } | { ext: Extent; from: number; n: number };
@@ -96,7 +100,11 @@ export interface DirListing {
  */
 export class Inodes {
   private readonly cache = new Map<number, Inode>();
-  private readonly dirtySet = new Set<Inode>();
+  /** Inodes changed since the last commit: their attributes go into the next delta's journal. */
+  private readonly changedSinceCommit = new Set<Inode>();
+  /** Inodes changed since the last checkpoint: held in memory, written at the next one. */
+  private readonly changedSinceCheckpoint = new Set<Inode>();
+  /** Inodes the next checkpoint removes from the inode table. */
   private readonly tableDeletes = new Set<number>();
   private timer: NodeJS.Timeout | null = null;
   readonly opts: InodeLayerOptions;
@@ -106,7 +114,7 @@ export class Inodes {
     opts: Partial<InodeLayerOptions> = {},
   ) {
     this.opts = { ...defaultInodeLayerOptions, ...opts };
-    volume.setCommitHook(() => this.commitHook());
+    volume.setCommitHook((kind) => this.commitHook(kind));
   }
 
   /** mkfs: the root directory (under the lock, before the first commit). */
@@ -129,14 +137,24 @@ export class Inodes {
     return BigInt(this.opts.clock.nowMs()) * 1_000_000n;
   }
 
-  /** Start the time-based flusher. */
+  /**
+   * Start the time-based flusher: commit changes at least every flushIntervalMs, and once the
+   * volume has been quiet for CHECKPOINT_IDLE_INTERVALS intervals after delta commits, a checkpoint
+   * (so recovery has nothing to replay and space that deltas freed can be reclaimed).
+   */
   start(): void {
     if (this.opts.flushIntervalMs <= 0 || this.timer) return;
+    let quiet = 0;
+    const warn = (what: string) => (err: unknown) =>
+      this.volume.log.warn(`${what} failed; will retry`, { err: err instanceof Error ? err.message : String(err) });
     this.timer = setInterval(() => {
-      if (this.volume.hasUncommittedChanges && !this.volume.fenced) {
-        this.volume.sync().catch((err: unknown) =>
-          this.volume.log.warn('periodic commit failed; will retry', { err: err instanceof Error ? err.message : String(err) }),
-        );
+      if (this.volume.fenced) return;
+      if (this.volume.hasUncommittedChanges) {
+        quiet = 0;
+        this.volume.sync().catch(warn('periodic commit'));
+      } else if (this.volume.checkpointPending && ++quiet >= CHECKPOINT_IDLE_INTERVALS) {
+        quiet = 0;
+        this.volume.checkpoint().catch(warn('idle checkpoint'));
       }
     }, this.opts.flushIntervalMs);
     this.timer.unref();
@@ -151,7 +169,7 @@ export class Inodes {
     return this.cache.size;
   }
   get dirtyInodes(): number {
-    return this.dirtySet.size;
+    return this.changedSinceCheckpoint.size;
   }
 
   // ------------------------------------------------------------------ inode lifecycle
@@ -197,11 +215,14 @@ export class Inodes {
     return inode;
   }
 
-  /** Record that an inode changed: the next commit writes it. */
+  /** Record that an inode changed: the next commit journals it, the next checkpoint writes it. */
   markDirty(inode: Inode): void {
     inode.dirty = true;
     inode.generation++;
-    this.dirtySet.add(inode);
+    this.changedSinceCommit.add(inode);
+    this.changedSinceCheckpoint.add(inode);
+    // Changed inodes stay in memory until a checkpoint writes them: bound how many.
+    if (this.changedSinceCheckpoint.size > this.opts.inodeCacheMax / 2) this.volume.requestCheckpoint();
     this.volume.markChanged();
   }
 
@@ -218,6 +239,7 @@ export class Inodes {
     inode.ctimeNs = this.nowNs();
     this.markDirty(inode);
     if (inode.nlink === 0) {
+      this.volume.journal.mark(JournalOp.UNLINK, inode.ino);
       if (inode.inTable) this.tableDeletes.add(inode.ino);
       await this.maybeFree(inode);
     }
@@ -240,9 +262,11 @@ export class Inodes {
       throw err;
     }
     for (const e of freed) this.volume.addLive(e.rec.seg, -e.n);
+    this.volume.journal.mark(JournalOp.FREE, inode.ino);
     inode.dirTree = null;
     inode.extents = null;
-    this.dirtySet.delete(inode);
+    this.changedSinceCommit.delete(inode);
+    this.changedSinceCheckpoint.delete(inode);
     this.cache.delete(inode.ino);
     this.volume.inodeCount--;
     this.volume.markChanged();
@@ -258,8 +282,22 @@ export class Inodes {
 
   // ------------------------------------------------------------------ commit
 
-  private async commitHook(): Promise<void> {
-    for (const inode of this.dirtySet) {
+  /**
+   * A delta commit journals the attributes of every inode changed since the last commit (its tree
+   * changes were journaled as they happened). A checkpoint writes every inode changed since the
+   * last checkpoint into the inode table, trees flushed.
+   */
+  private async commitHook(kind: 'checkpoint' | 'delta'): Promise<Array<[number, Uint8Array]>> {
+    const journal: Array<[number, Uint8Array]> = [];
+    if (kind === 'delta') {
+      for (const inode of this.changedSinceCommit) {
+        if (inode.nlink > 0) journal.push([inode.ino, encodeInode(inode)]); // unlinked: lives in memory only until freed
+      }
+      this.changedSinceCommit.clear();
+      this.evict();
+      return journal;
+    }
+    for (const inode of this.changedSinceCheckpoint) {
       if (inode.nlink === 0) continue; // unlinked: lives in memory only until freed
       if (inode.dirTree?.dirty) inode.treeRoot = inode.dirTree.flush();
       if (inode.extents?.dirty) inode.treeRoot = inode.extents.flush();
@@ -267,10 +305,12 @@ export class Inodes {
       inode.inTable = true;
       inode.dirty = false;
     }
-    this.dirtySet.clear();
+    this.changedSinceCheckpoint.clear();
+    this.changedSinceCommit.clear();
     for (const ino of this.tableDeletes) await this.volume.inodeTable.delete(ino);
     this.tableDeletes.clear();
     this.evict();
+    return journal;
   }
 
   /** Keep memory bounded: unload clean, unused inodes (LRU first) and clean tree nodes. */
@@ -279,6 +319,7 @@ export class Inodes {
     if (this.cache.size > max) {
       for (const [ino, inode] of this.cache) {
         if (this.cache.size <= max) break;
+        // A changed inode stays until a checkpoint has written it (the table does not have it yet).
         if (ino === ROOT_INO || inode.dirty || inode.busy || inode.nlink === 0) continue;
         this.cache.delete(ino);
       }
@@ -292,9 +333,9 @@ export class Inodes {
   dirTreeOf(dir: Inode): BTree<DirKey, DirValue> {
     assert(dir.isDir, `inode ${dir.ino} is not a directory`);
     if (!dir.dirTree) {
-      dir.dirTree = dir.treeRoot
-        ? BTree.open(this.volume.nodeStore, dirKey, dirValue, dir.treeRoot, { owner: dir.ino })
-        : BTree.create(this.volume.nodeStore, dirKey, dirValue, { owner: dir.ino });
+      const journal = this.volume.journal;
+      const opts = { owner: dir.ino, onChange: (op: 'put' | 'delete', kv: Uint8Array) => journal.tree(op === 'put' ? JournalOp.DIR_PUT : JournalOp.DIR_DEL, dir.ino, kv) };
+      dir.dirTree = dir.treeRoot ? BTree.open(this.volume.nodeStore, dirKey, dirValue, dir.treeRoot, opts) : BTree.create(this.volume.nodeStore, dirKey, dirValue, opts);
     }
     return dir.dirTree;
   }
@@ -357,9 +398,9 @@ export class Inodes {
   extentsOf(file: Inode): BTree<number, Extent> {
     assert(file.isFile, `inode ${file.ino} is not a regular file`);
     if (!file.extents) {
-      file.extents = file.treeRoot
-        ? BTree.open(this.volume.nodeStore, offsetKey, extentValue, file.treeRoot, { owner: file.ino })
-        : BTree.create(this.volume.nodeStore, offsetKey, extentValue, { owner: file.ino });
+      const journal = this.volume.journal;
+      const opts = { owner: file.ino, onChange: (op: 'put' | 'delete', kv: Uint8Array) => journal.tree(op === 'put' ? JournalOp.EXT_PUT : JournalOp.EXT_DEL, file.ino, kv) };
+      file.extents = file.treeRoot ? BTree.open(this.volume.nodeStore, offsetKey, extentValue, file.treeRoot, opts) : BTree.create(this.volume.nodeStore, offsetKey, extentValue, opts);
     }
     return file.extents;
   }
@@ -463,6 +504,7 @@ export class Inodes {
     assert(moved === src.allocated, `moveExtents: inode ${src.ino} allocated ${src.allocated}, extents hold ${moved}`);
     // The references now belong to dst: drop src's map without releasing the data it named.
     await from.destroy();
+    this.volume.journal.mark(JournalOp.TREE_DROP, src.ino);
     src.extents = null;
     src.treeRoot = undefined;
     src.allocated = 0;

@@ -152,6 +152,9 @@ export class FaultyStore implements ObjectStore {
   setEnabled(enabled: boolean): void {
     this.enabled = enabled;
   }
+  get faultsEnabled(): boolean {
+    return this.enabled;
+  }
 
   /** Let `n` more calls run, then crash on the next one. */
   crashAfterOps(n: number): void {

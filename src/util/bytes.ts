@@ -84,6 +84,10 @@ export class ByteWriter {
   finish(): Uint8Array {
     return this.buf.subarray(0, this.pos);
   }
+  /** A view of bytes [from, to) written so far (valid until the next write). */
+  written(from: number, to: number): Uint8Array {
+    return this.buf.subarray(from, to);
+  }
 }
 
 export class ByteReader {

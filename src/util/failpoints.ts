@@ -40,6 +40,8 @@ export const FAILPOINTS = [
   'before-data-put',
   'after-data-put',
   'before-commit-seal',
+  // A checkpoint after its trees are written into the open commit segment, before it is sealed.
+  'before-checkpoint-seal',
   'before-commit-put',
   'after-commit-put',
   'before-head-put',
@@ -50,3 +52,9 @@ export const FAILPOINTS = [
   'cleaner-after-move',
   'cleaner-before-commit',
 ] as const;
+
+/**
+ * Failpoints of recovery (armed before a volume is opened, not by the round's crash plan): between
+ * the journals of two delta commits while they are replayed.
+ */
+export const RECOVERY_FAILPOINTS = ['during-replay'] as const;

@@ -1,7 +1,8 @@
 /**
- * Format compatibility: a volume written by format version 1 (test/fixtures/format-v1, made once by
- * scripts/make-format-fixture.ts and never regenerated) must open with the current code, hold
- * exactly what its manifest says, pass fsck, and accept new commits. See docs/FORMAT.md section 9.
+ * Format compatibility: a volume written by each format version N (test/fixtures/format-vN, made
+ * once by scripts/make-format-fixture.ts and never regenerated) must open with the current code,
+ * hold exactly what its manifest says, pass fsck, and accept new commits. See docs/FORMAT.md
+ * section 9. From version 2 on, a fixture ends on delta commits, so opening it replays journals.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,15 +14,18 @@ import { fileURLToPath } from 'node:url';
 import { LocalStore } from '../../src/objstore/index.ts';
 import { SEEK_DATA, SEEK_HOLE, openFileSystem, rootIdentity as root, type SiltFileSystem } from '../../src/fs/index.ts';
 import { checkVolume } from '../../src/fsck/index.ts';
-import { readCommit } from '../../src/headhunter/index.ts';
+import { COMMIT_VERSION, readCommit } from '../../src/headhunter/index.ts';
 import { TRAILER_BYTES, decodeTrailer, SegmentKind } from '../../src/segment/index.ts';
 import type { Manifest, ManifestEntry } from '../../scripts/make-format-fixture.ts';
 
-const FIXTURE = resolve(dirname(fileURLToPath(import.meta.url)), '../fixtures/format-v1');
+const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '../fixtures');
+/** Every format version there must be a fixture for: 1 up to the one the current code writes. */
+const VERSIONS = Array.from({ length: COMMIT_VERSION }, (_, i) => i + 1);
 
-function copyFixture(): { dir: string; store: LocalStore; manifest: Manifest } {
-  assert.ok(existsSync(join(FIXTURE, 'manifest.json')), 'the v1 fixture is committed');
-  const dir = mkdtempSync(join(tmpdir(), 'silt-fixture-v1-'));
+function copyFixture(version: number): { dir: string; store: LocalStore; manifest: Manifest } {
+  const FIXTURE = join(FIXTURES, `format-v${version}`);
+  assert.ok(existsSync(join(FIXTURE, 'manifest.json')), `the v${version} fixture is committed`);
+  const dir = mkdtempSync(join(tmpdir(), `silt-fixture-v${version}-`));
   cpSync(join(FIXTURE, 'store'), join(dir, 'store'), { recursive: true });
   const manifest = JSON.parse(readFileSync(join(FIXTURE, 'manifest.json'), 'utf8')) as Manifest;
   return { dir, store: new LocalStore(join(dir, 'store')), manifest };
@@ -69,8 +73,9 @@ async function checkEntry(fs: SiltFileSystem, e: ManifestEntry): Promise<number>
   return a.ino;
 }
 
-test('format v1 fixture: the objects are the documented ones', async () => {
-  const { dir, store, manifest } = copyFixture();
+for (const version of VERSIONS) {
+test(`format v${version} fixture: the objects are the documented ones`, async () => {
+  const { dir, store, manifest } = copyFixture(version);
   try {
     const prefix = `${manifest.volume}/`;
     const keys = allFiles(join(dir, 'store')).map((f) => f.slice(join(dir, 'store').length + 1)).sort();
@@ -95,7 +100,8 @@ test('format v1 fixture: the objects are the documented ones', async () => {
         assert.equal(t.segmentId, 2 * n);
         const c = await readCommit(store, prefix, n);
         assert.equal(c.seq, n);
-        assert.equal(c.version, 1);
+        assert.equal(c.version, version);
+        if (n === manifest.commits && version >= 2) assert.equal(c.kind, 'delta', 'the newest commit is a delta (opening replays)');
       } else {
         assert.equal(t.kind, SegmentKind.DATA);
         assert.equal(t.segmentId, 2 * n + 1);
@@ -109,10 +115,10 @@ test('format v1 fixture: the objects are the documented ones', async () => {
   }
 });
 
-test('format v1 fixture: opens with the current code, holds its manifest, fsck clean, takes new commits', async () => {
-  const { dir, store, manifest } = copyFixture();
+test(`format v${version} fixture: opens with the current code, holds its manifest, fsck clean, takes new commits`, async () => {
+  const { dir, store, manifest } = copyFixture(version);
   try {
-    assert.equal(manifest.formatVersion, 1);
+    assert.equal(manifest.formatVersion, version);
     const before = await checkVolume(store, manifest.volume);
     assert.deepEqual(before.problems.filter((p) => p.severity === 'error'), [], JSON.stringify(before.problems));
     assert.equal(before.stats.commitSeq, manifest.commits);
@@ -143,3 +149,4 @@ test('format v1 fixture: opens with the current code, holds its manifest, fsck c
     rmSync(dir, { recursive: true, force: true });
   }
 });
+}

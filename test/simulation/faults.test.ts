@@ -58,25 +58,38 @@ test('a write that fails with EIO changes nothing; the next sync covers what cam
     store,
     create: true,
     flushIntervalMs: 0,
-    volumeOptions: { commitBytesMax: 512 * 1024 },
-    inode: { largeRunBytes: 8 * 1024 * 1024 },
+    // Bulk data goes to small data segments, one PUT in flight at a time: a write waits for it.
+    volumeOptions: { segmentBytesMax: 256 * 1024, inflightSegmentsMax: 1 },
+    inode: { largeRunBytes: 64 * 1024 },
   });
   const f = await fs.create(who, 1, 'f', 0o644);
-  const first = Buffer.alloc(1100 * 1024, 1);
-  // Fills the open commit segment past twice commitBytesMax: the next write must commit first.
+  const first = Buffer.alloc(600 * 1024, 1);
   await fs.write(who, f.ino, 0, first);
+  await fs.sync();
   store.setFaults({ putFailBefore: 1 });
-  // The premise: the early commit that write started has not sealed the segment yet.
-  assert.ok(fs.volume.writer.openCommitBytes >= 2 * 512 * 1024, 'the open commit segment should hold 2x commitBytesMax');
-  await assert.rejects(fs.write(who, f.ino, first.length, Buffer.alloc(10, 2)), (e: unknown) => e instanceof FsError && e.errno === 'EIO');
-  assert.equal((await fs.getattr(who, f.ino)).size, first.length, 'the failed write must not have been applied');
+  // Writes go on until one must wait for a data segment PUT, which fails: that write is refused
+  // before it changes anything.
+  let size = first.length;
+  let refused: unknown;
+  for (let i = 0; i < 40 && refused === undefined; i++) {
+    try {
+      await fs.write(who, f.ino, size, Buffer.alloc(64 * 1024, 2));
+      size += 64 * 1024;
+    } catch (err) {
+      refused = err;
+    }
+  }
+  assert.ok(refused instanceof FsError && refused.errno === 'EIO', `a write was refused with EIO (${String(refused)})`);
+  assert.equal((await fs.getattr(who, f.ino)).size, size, 'the refused write was not applied');
   await assert.rejects(fs.sync(), (e: unknown) => e instanceof FsError && e.errno === 'EIO');
   store.setFaults({ putFailBefore: 0 });
   await fs.sync();
   await fs.close();
   const again = await openFileSystem({ store: store.inner, flushIntervalMs: 0 });
   const a = await again.lookupPath(who, 'f');
-  assert.equal(a.size, first.length);
-  assert.deepEqual(Buffer.from(await again.read(who, a.ino, 0, a.size)), first);
+  assert.equal(a.size, size);
+  const got = Buffer.from(await again.read(who, a.ino, 0, a.size));
+  assert.deepEqual(got.subarray(0, first.length), first);
+  assert.ok(got.subarray(first.length).every((b) => b === 2));
   await again.close();
 });

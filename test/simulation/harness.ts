@@ -561,37 +561,60 @@ export class Simulation {
     }
   }
 
-  /** Open the volume on a fresh FaultyStore (creating it the first time), retrying transient failures. */
+  /**
+   * Open the volume on a fresh FaultyStore (creating it the first time), retrying transient
+   * failures. A reopen may crash in the middle of replaying delta commits (the `during-replay`
+   * failpoint, armed at random): then power is cut again and the volume opened once more.
+   */
   private async open(create: boolean): Promise<Failpoints> {
-    const failpoints = new Failpoints();
-    this.store = this.newStore();
-    const store = this.store;
-    failpoints.onCrash = (name) => {
-      this.crashAt ??= this.boundary;
-      this.note(`CRASH at failpoint ${name}`);
-      store.crashNow(name);
-    };
-    if (create) store.setEnabled(false); // mkfs is not under test here
     let lastErr: unknown;
-    for (let attempt = 0; attempt < 50; attempt++) {
-      try {
-        this.fs = await openFileSystem({
-          store,
-          create,
-          flushIntervalMs: 0,
-          logger,
-          volumeOptions: { ...simVolumeOptions, failpoints },
-          inode: simInodeOptions,
-        });
-        store.setEnabled(true);
-        return failpoints;
-      } catch (err) {
-        lastErr = err;
-        this.note(`  open failed (attempt ${attempt + 1}): ${String(err)}`);
-        if (!isTransient(err)) break;
+    let replayCrashes = 0;
+    for (;;) {
+      const failpoints = new Failpoints();
+      this.store = this.newStore();
+      const store = this.store;
+      failpoints.onCrash = (name) => {
+        this.note(`CRASH at failpoint ${name}`);
+        store.crashNow(name);
+      };
+      if (!create && this.o.crash && replayCrashes < 2 && this.r.chance(0.3)) failpoints.arm('during-replay', this.r.int(3));
+      if (create) store.setEnabled(false); // mkfs is not under test here
+      let crashed = false;
+      for (let attempt = 0; attempt < 50; attempt++) {
+        try {
+          this.fs = await openFileSystem({
+            store,
+            create,
+            flushIntervalMs: 0,
+            logger,
+            volumeOptions: { ...this.volumeOptions, failpoints },
+            inode: simInodeOptions,
+          });
+          store.setEnabled(true);
+          return failpoints;
+        } catch (err) {
+          lastErr = err;
+          if (failpoints.hasCrashed) {
+            crashed = true;
+            break;
+          }
+          this.note(`  open failed (attempt ${attempt + 1}): ${String(err)}`);
+          if (!isTransient(err)) break;
+        }
       }
+      if (!crashed) break;
+      replayCrashes++;
+      this.stats.crashPoints['during-replay'] = (this.stats.crashPoints['during-replay'] ?? 0) + 1;
     }
     this.fail(`cannot open the volume: ${String(lastErr)}`);
+  }
+
+  /**
+   * How often this seed's volume checkpoints: every commit, every few, or almost never (deltas
+   * only), so crashes land on both kinds of commit and on the turn from one to the other.
+   */
+  private get volumeOptions(): typeof simVolumeOptions & { checkpointDeltasMax: number } {
+    return { ...simVolumeOptions, checkpointDeltasMax: [0, 3, 1000][this.o.seed % 3]! };
   }
 
   /** The newest boundary. */
@@ -839,7 +862,7 @@ export class Simulation {
 
   /** The live file system equals the model exactly. */
   private async compareLive(what: string): Promise<void> {
-    const enabled = !this.store.crashed;
+    const enabled = !this.store.crashed && this.store.faultsEnabled;
     this.store.setEnabled(false);
     try {
       const actual = await describeFs(this.fs);
@@ -872,7 +895,7 @@ export class Simulation {
     if (errors.length > 0) this.fail(`final fsck: ${errors.map((p) => `${p.where}: ${p.message}`).join('; ')}`);
     this.store = this.newStore();
     this.store.setEnabled(false);
-    this.fs = await openFileSystem({ store: this.store, flushIntervalMs: 0, volumeOptions: simVolumeOptions, inode: simInodeOptions });
+    this.fs = await openFileSystem({ store: this.store, flushIntervalMs: 0, volumeOptions: this.volumeOptions, inode: simInodeOptions });
     await this.compareLive('after a clean close and reopen');
     await this.fs.close();
   }

@@ -86,13 +86,14 @@ test('a GET failing while a commit applies live-byte deltas loses none of them',
     await fs.write(root, f.ino, 0, Buffer.alloc(16 * 1024, 0xee));
     await fs.setattr(root, f.ino, { size: 20 * 1024 });
   }
+  // A checkpoint folds the deltas into the segment table (a delta commit only journals them).
   store.failLogGets = true;
-  await assert.rejects(fs.sync(), (e: unknown) => e instanceof FsError && e.errno === 'EIO');
+  await assert.rejects(fs.volume.checkpoint(), (e: unknown) => e instanceof FsError && e.errno === 'EIO');
   store.failLogGets = false;
   assert.ok(store.failedGets.length > 0, 'the commit read a table node from the store');
 
   // The store works again: the retried commit must carry every delta.
-  await fs.sync();
+  await fs.volume.checkpoint();
   await fs.close();
   assert.deepEqual(await liveByteErrors(mem), []);
 });
