@@ -140,7 +140,7 @@ program
   .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
   .option('--remote <host:port>', 'mount a volume that `silt serve` owns there (an agent over RPC)')
   .option('--token <token>', 'the RPC token of the --remote server (default SILT_TOKEN)')
-  .option('--takeover', "take the volume's owner lease even from a live owner (it is fenced at its next commit)")
+  .option('--takeover', "take the volume's owner lease even from a live owner (waits its lease out, about 30 s, then fences it)")
   .option('--log-level <level>', 'debug, info, warn or error')
   .addHelpText('after', '\nExamples:\n  silt mount --store file:/tmp/v /mnt/v --mkfs\n  SILT_TOKEN=... silt mount --remote 10.0.0.5:12345 /mnt/v\n  silt mount --store file:/tmp/v /mnt/snap --snapshot nightly\n  silt umount /mnt/v')
   .option('--non-empty', 'mount even over a directory that holds files (they are hidden while mounted)', false)

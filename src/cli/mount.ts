@@ -167,9 +167,10 @@ export interface OwnedOptions {
 
 /**
  * One writer per volume: take the volume's owner lease, then open it. After a takeover (the old
- * owner died, went stale, or --takeover) commit once before serving, so that every later commit
- * of the old owner fails its conditional create. The caller starts the heartbeat
- * (lease.start) once it serves and releases the lease after its final commit.
+ * owner died, went stale, or --takeover, which first waits out the old owner's lease) commit once
+ * before serving, so that every later commit of the old owner fails its conditional create. The
+ * caller starts the heartbeat (lease.start) once it serves and releases the lease after its final
+ * commit.
  */
 export async function openOwned(o: OwnedOptions): Promise<{ fsys: SiltFileSystem; lease: VolumeLease }> {
   const log = o.logger;
@@ -190,7 +191,7 @@ export async function openOwned(o: OwnedOptions): Promise<{ fsys: SiltFileSystem
     throw new Error(
       `volume '${o.volume}' in ${o.storeUrl} is ${describeHolder(e.view)}. One writer per volume: stop that process ` +
         `(SIGTERM commits), wait until its lease goes stale (no heartbeat for ${staleS} s), or pass --takeover ` +
-        `(it is fenced at its next commit)`,
+        `(it waits the owner's lease out, then fences it)`,
       { cause: e },
     );
   }
@@ -205,10 +206,16 @@ export async function openOwned(o: OwnedOptions): Promise<{ fsys: SiltFileSystem
     await lease.release({ forget: missing }).catch(() => {});
     throw e;
   }
-  if (!lease.tookOver) return { fsys, lease };
+  // Holding the lease, commits need no read-back (Volume's OwnershipGuard); the claim after a
+  // takeover is made without it, so it would catch an old owner's late commit.
+  if (!lease.tookOver) {
+    fsys.volume.setOwnership(lease);
+    return { fsys, lease };
+  }
   for (let attempt = 1; ; attempt++) {
     try {
       await lease.claim(fsys.volume);
+      fsys.volume.setOwnership(lease);
       return { fsys, lease };
     } catch (e) {
       await fsys.close().catch(() => {});
@@ -235,7 +242,7 @@ function tookOverBecause(v: LeaseView): string {
     case 'stale':
       return `its owner's lease is stale (last heartbeat ${(v.ageMs / 1000).toFixed(1)} s ago, stale after ${((v.holder.intervalMs * v.holder.staleAfterIntervals) / 1000).toFixed(0)} s)`;
     default:
-      return 'taken over on request (--takeover); the old owner is fenced at its next commit';
+      return "taken over on request (--takeover) once the old owner's lease ran out; it is fenced at its next commit";
   }
 }
 

@@ -254,7 +254,7 @@ export function registerServeCommand(program: Command): void {
     .option('--rpc <host:port>', 'serve JSON-RPC at this address (port 0 picks a free one)', process.env['SILT_RPC_LISTEN'] ?? `127.0.0.1:${DEFAULT_RPC_PORT}`)
     .addOption(new Option('--listen <host:port>', 'deprecated spelling of --rpc').hideHelp())
     .option('--mount <mountpoint>', 'also mount the volume there through FUSE (this process serves both)')
-    .option('--takeover', "take the volume's owner lease even from a live owner (it is fenced at its next commit)", false)
+    .option('--takeover', "take the volume's owner lease even from a live owner (waits its lease out, about 30 s, then fences it)", false)
     .option('--token <token>', 'shared secret clients present (default: $SILT_TOKEN, else a generated one written to a 0600 file)')
     .option('--token-file <path>', 'where to write a generated token (default ~/.silt/rpc-token-HOST-PORT)')
     .option('--sync-on-close', 'RpcRelease of a written file returns after a durable commit', false)

@@ -28,6 +28,7 @@ export {
   type VolumeOptions,
   type SegmentStats,
   type CommitHook,
+  type OwnershipGuard,
 } from './volume.ts';
 export { encodeCommit, decodeCommit, COMMIT_VERSION, type CommitRecord, type SnapshotRef } from './commit.ts';
 export { JournalOp, JournalWriter, decodeJournal, type JournalEntry } from './journal.ts';

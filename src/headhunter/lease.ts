@@ -22,6 +22,19 @@
  * owner attempts fails its conditional create, so however the old owner behaves, checkpoints of
  * two owners never interleave.
  *
+ * The lease is also what lets commits go without reading back what they created (Volume's
+ * OwnershipGuard). The holder may start writing the volume's objects, and acknowledge commits,
+ * only while its lease is *valid*: for (staleAfterIntervals - 1) intervals after the start of its
+ * last check that found no successor (measured on a monotonic clock; each heartbeat extends it).
+ * A takeover of a live lease waits staleAfterIntervals intervals after creating the new epoch
+ * before it opens the volume, so the old holder can neither start a PUT nor acknowledge a commit
+ * once the new owner commits. (Swift stamps a PUT when it starts: one the old holder started in
+ * time carries an older timestamp than any of the new owner's and cannot replace them.) A stale
+ * lease was not renewed for staleAfterIntervals intervals, a dead holder is gone: neither waits.
+ *
+ * A holder has lost its lease when the next epoch's object exists, or its own is gone (owners
+ * delete epochs more than EPOCHS_KEPT behind them), or a listing shows a later one.
+ *
  * The lease is opt-in (the CLI's serve and mount use it): the simulation and tests reopen volumes
  * in one process after simulated crashes, where a lease would only get in the way.
  */
@@ -34,6 +47,8 @@ import type { Volume } from './volume.ts';
 
 export const DEFAULT_LEASE_INTERVAL_MS = 10_000;
 export const DEFAULT_LEASE_STALE_INTERVALS = 3;
+/** Owner objects kept behind the newest epoch (older ones are deleted by each new owner). */
+const EPOCHS_KEPT = 16;
 
 /** The stored lease (one JSON object). */
 export interface LeaseRecord {
@@ -72,7 +87,7 @@ export interface LeaseOptions {
   address?: string;
   intervalMs?: number;
   staleAfterIntervals?: number;
-  /** Take the lease even from a live holder (it is fenced at its next commit). */
+  /** Take the lease even from a live holder (after waiting its lease out; it is fenced at its next commit). */
   takeover?: boolean;
   logger?: Logger;
   /** Tests: pretend to be another machine or process. */
@@ -191,6 +206,8 @@ export async function readOwnerSummary(store: ObjectStore, volume: string): Prom
 export class VolumeLease {
   private record: LeaseRecord;
   private timer: NodeJS.Timeout | null = null;
+  /** performance.now() until which this holder may write and acknowledge (see the module comment). */
+  private validUntil = 0;
   private renewing: Promise<void> | null = null;
   private lostBy: LeaseView | undefined;
   private onLost: ((by: LeaseView | undefined) => void) | undefined;
@@ -219,7 +236,8 @@ export class VolumeLease {
     const bootId = opts.bootId ?? thisBootId();
     const intervalMs = opts.intervalMs ?? DEFAULT_LEASE_INTERVAL_MS;
     const staleAfterIntervals = opts.staleAfterIntervals ?? DEFAULT_LEASE_STALE_INTERVALS;
-    assert(intervalMs > 0 && staleAfterIntervals >= 1, 'lease interval and staleness must be positive');
+    assert(intervalMs > 0 && staleAfterIntervals >= 2, 'the lease interval must be positive and staleness at least 2 intervals');
+    const checkStart = performance.now();
     const epochs = await listEpochs(store, volume);
     const top = epochs.at(-1) ?? 0;
     let previous: LeaseView | undefined;
@@ -262,7 +280,17 @@ export class VolumeLease {
     const after = await store.list(leasePrefix(volume), { after: key, limit: 1 });
     if (back?.ownerId !== record.ownerId || after.objects.length > 0) throw raced();
     const lease = new VolumeLease(store, volume, record, previous, log);
+    lease.validUntil = checkStart + lease.validityMs;
+    if (previous?.state === 'live') {
+      // A takeover: the old holder may write and acknowledge until its lease runs out. Wait it out.
+      const waitMs = previous.holder.intervalMs * previous.holder.staleAfterIntervals;
+      log.warn(`waiting ${(waitMs / 1000).toFixed(1)} s for the previous owner's lease to run out`, { volume, previous: describeHolder(previous) });
+      await new Promise((r) => setTimeout(r, waitMs));
+      await lease.renew();
+      if (lease.lost) throw raced();
+    }
     for (const e of epochs) {
+      if (e > record.epoch - 1 - EPOCHS_KEPT) continue;
       try {
         await store.delete(leaseKey(volume, e));
       } catch (err) {
@@ -270,6 +298,26 @@ export class VolumeLease {
       }
     }
     return lease;
+  }
+
+  /** How long a successful check lets this holder write and acknowledge. */
+  private get validityMs(): number {
+    return (this.record.staleAfterIntervals - 1) * this.record.intervalMs;
+  }
+
+  /** OwnershipGuard: throws (no I/O) unless the lease is held and was confirmed recently enough. */
+  mayWrite(): void {
+    if (this.lostBy) throw new StoreError('precondition_failed', `volume '${this.volume}' is owned by another process now (${describeHolder(this.lostBy)})`);
+    if (performance.now() >= this.validUntil) {
+      throw new StoreError('unavailable', `volume '${this.volume}': the owner lease could not be renewed for ${(this.validityMs / 1000).toFixed(0)} s; not writing until it is`);
+    }
+  }
+
+  /** OwnershipGuard: resolves once the lease is known held, renewing it first if its last check is old. */
+  async ensureHeld(): Promise<void> {
+    if (!this.lostBy && performance.now() < this.validUntil) return;
+    if (!this.lostBy) await this.renew();
+    this.mayWrite();
   }
 
   get info(): Readonly<LeaseRecord> {
@@ -322,11 +370,18 @@ export class VolumeLease {
   private async renewOnce(): Promise<void> {
     if (this.done || this.lostBy) return;
     const key = leaseKey(this.volume, this.record.epoch);
+    const checkStart = performance.now();
     try {
-      const after = await this.store.list(leasePrefix(this.volume), { after: key, limit: 1 });
-      const successor = after.objects[0];
+      // The next epoch and our own are read directly (a listing may lag behind a new object).
+      const next = leaseKey(this.volume, this.record.epoch + 1);
+      const [nextInfo, ownInfo, after] = await Promise.all([
+        this.store.head(next),
+        this.store.head(key),
+        this.store.list(leasePrefix(this.volume), { after: key, limit: 1 }),
+      ]);
+      const successor = nextInfo ? { key: next } : after.objects[0] ?? (ownInfo ? undefined : { key: '' });
       if (successor) {
-        const rec = await readRecord(this.store, successor.key).catch(() => undefined);
+        const rec = successor.key ? await readRecord(this.store, successor.key).catch(() => undefined) : undefined;
         this.lostBy = rec ? viewOf(rec, os.hostname(), thisBootId(), Date.now()) : { holder: { ...this.record, role: 'another process' }, ageMs: 0, state: 'live' };
         this.stopTimer();
         this.log.error('the owner lease was taken over; this process must stop writing', {
@@ -337,6 +392,7 @@ export class VolumeLease {
         return;
       }
       if (this.done) return;
+      this.validUntil = Math.max(this.validUntil, checkStart + this.validityMs);
       this.record = { ...this.record, heartbeatMs: Date.now() };
       await this.store.put(key, encode(this.record));
     } catch (err) {

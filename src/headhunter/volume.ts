@@ -117,6 +117,22 @@ interface SuperBlock {
  */
 export type CommitHook = (kind: CommitRecord['kind']) => Promise<Iterable<[number, Uint8Array]>>;
 
+/**
+ * What holding the volume's owner lease means to the commit path (lease.ts implements it). While
+ * one is set, commits and data segments are created without reading them back (no other writer
+ * can race them), no PUT attempt starts unless `mayWrite` passes, and no commit is acknowledged
+ * until `ensureHeld` has confirmed the lease after its PUT returned: another owner takes over only
+ * once this one can no longer do either.
+ */
+export interface OwnershipGuard {
+  /** Throws (no I/O) unless this process may start writing the volume's objects now. */
+  mayWrite(): void;
+  /** Resolves once the lease is known held (renewing it if its last check is old); rejects if lost or unknown. */
+  ensureHeld(): Promise<void>;
+  /** True once another process took the volume over. */
+  readonly lost: boolean;
+}
+
 /** The checkpoint that delta commits build on. */
 interface CheckpointInfo {
   seq: number;
@@ -157,6 +173,7 @@ export class Volume {
   /** The next commit must be a checkpoint (asked for, or the trees hold replayed state). */
   private checkpointWanted = false;
   private commitHook: CommitHook = async () => [];
+  private ownership: OwnershipGuard | null = null;
   private changeSeq = 0;
   private durableChangeSeq = 0;
   private committing: Promise<void> | null = null;
@@ -304,6 +321,12 @@ export class Volume {
     this.commitHook = hook;
   }
 
+  /** Commit under an owner lease from now on (or without one, with null): see OwnershipGuard. */
+  setOwnership(guard: OwnershipGuard | null): void {
+    this.ownership = guard;
+    this.writer.setOwner(guard);
+  }
+
   /** Something changed in memory that the next commit must carry. */
   markChanged(): void {
     this.changeSeq++;
@@ -429,11 +452,15 @@ export class Volume {
     const endTimer = metrics.commitSeconds.startTimer();
     try {
       await this.writer.putCommit(sealed.c);
+      // Acknowledge only what landed while the lease still held (see OwnershipGuard). A commit
+      // that landed but is not confirmed is durable, just not acknowledged: the next commit, once
+      // confirmed, covers it.
+      if (this.ownership) await this.ownership.ensureHeld();
     } catch (err) {
       metrics.commitFailures.inc();
-      if (err instanceof StoreError && err.kind === 'precondition_failed') {
-        this.fencedError = err;
-        this.log.error('volume fenced: another server committed to it; refusing further writes', { err: err.message });
+      if ((err instanceof StoreError && err.kind === 'precondition_failed') || this.ownership?.lost) {
+        this.fencedError = err instanceof Error ? err : new Error(String(err));
+        this.log.error('volume fenced: another server owns it now; refusing further writes', { err: errMessage(err) });
       }
       throw err;
     }
@@ -690,6 +717,13 @@ export class Volume {
     }
     if (last < 1) throw new CorruptionError(`volume ${name}: no commit found in the store`);
     const warnings: string[] = [];
+    // Commits never leave a gap (each lands after the one before it): one past a missing sequence
+    // means a commit object was lost or deleted. Opening the state before the gap silently would
+    // go back in time; say so.
+    const beyond = await store.list(`${prefix}log/`, { after: commitKey(prefix, last + 1), limit: 1 });
+    if (beyond.objects.length > 0) {
+      warnings.push(`commit ${last + 1} is missing but ${beyond.objects[0]!.key} exists (a commit object was lost); recovered commit ${last}`);
+    }
     for (let seq = last; seq >= 1; ) {
       let commit: CommitRecord;
       let journals: Array<{ seq: number; entries: JournalEntry[] }> = [];
@@ -761,7 +795,7 @@ async function readSuper(store: ObjectStore, name: string): Promise<SuperBlock> 
       break;
     } catch (err) {
       // A store may cut a body short (a transient fault): read again before calling it corrupt.
-      if (attempt >= 3) throw new CorruptionError(`${name}/super is not valid JSON`, { key: `${name}/super`, cause: err });
+      if (attempt >= 5) throw new CorruptionError(`${name}/super is not valid JSON`, { key: `${name}/super`, cause: err });
     }
   }
   const s = sb as Partial<SuperBlock>;

@@ -45,6 +45,8 @@ export class LocalStore implements ObjectStore {
 
   async put(key: string, data: Uint8Array, options?: PutOptions): Promise<ObjectInfo> {
     const target = this.pathOf(key);
+    const before = options?.beforeAttempt; // called as a plain function, as every backend calls it
+    before?.();
     if (options?.ifNoneMatch) await this.failIfExists(key, target);
     const temp = await this.createTemp(key, target);
     try {

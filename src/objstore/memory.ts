@@ -102,6 +102,8 @@ export class MemoryStore implements ObjectStore {
 
   async put(key: string, data: Uint8Array, options?: PutOptions): Promise<ObjectInfo> {
     checkKeyCommon(key);
+    const before = options?.beforeAttempt; // called as a plain function, as every backend calls it
+    before?.();
     return this.commit(key, new Uint8Array(data), options);
   }
 

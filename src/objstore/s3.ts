@@ -397,7 +397,7 @@ export class S3Store implements ObjectStore {
     checkKey(key);
     const mode = this.conditionalMode(key, options);
     if (mode === 'weak') await this._weakCheck(key);
-    return this.putBuffer(key, data, mode === 'atomic');
+    return this.putBuffer(key, data, mode === 'atomic', options?.beforeAttempt);
   }
 
   /**
@@ -405,10 +405,11 @@ export class S3Store implements ObjectStore {
    * hashes its pieces as they go out and compares the ETag answered (single-part ETag = MD5),
    * and a retry sends the now-known Content-MD5.
    */
-  private async putBuffer(key: string, body: Uint8Array, conditional: boolean): Promise<ObjectInfo> {
+  private async putBuffer(key: string, body: Uint8Array, conditional: boolean, beforeAttempt?: () => void): Promise<ObjectInfo> {
     let digest: Buffer | undefined = conditional || body.length < HASH_WHILE_SENDING_BYTES ? md5(body) : undefined;
     let tries = 0;
     return this.retrying(`PUT ${key}`, async () => {
+      beforeAttempt?.();
       tries++;
       const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
       if (digest !== undefined) headers['content-md5'] = digest.toString('base64');

@@ -14,9 +14,10 @@
  *   for an existing object when a PUT starts, not when it commits, so creates that run at the
  *   same time can all get 201 (measured: 8 of 8 concurrent creates "won"; the newest timestamp
  *   is what stays). The store therefore reads the object back (HEAD, X-Newest) after a 201 and
- *   reports 'precondition_failed' when another writer's bytes are there. What is left is a window
- *   as long as one racing PUT: a create that started before ours committed and commits after
- *   our read-back. conditionalCreate is true; docs/STORES.md spells the window out.
+ *   reports 'precondition_failed' when another writer's bytes are there, unless the caller says
+ *   racing writers are ruled out otherwise (verifyCreate: false: an owner holding its lease). What
+ *   is left is a window as long as one racing PUT: a create that started before ours committed
+ *   and commits after our read-back. conditionalCreate is true; docs/STORES.md spells the window out.
  * - Retries (idempotent calls only): 5xx, 408, 429, resets, timeouts, short bodies; capped
  *   exponential backoff with full jitter.
  */
@@ -291,6 +292,8 @@ export class SwiftStore implements ObjectStore {
     let etag: string | undefined = conditional || size < HASH_WHILE_SENDING_BYTES ? md5Hex(data) : undefined;
     let tries = 0;
     return this.retrying(`PUT ${key}`, async () => {
+      const before = options?.beforeAttempt; // a plain function call: it must not rely on this
+      before?.();
       tries++;
       const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
       if (etag !== undefined) headers['etag'] = etag;
@@ -314,7 +317,7 @@ export class SwiftStore implements ObjectStore {
       if (got !== undefined && got !== sent) {
         throw new StoreError('unavailable', `swift PUT ${hostPort(url)}${url.pathname}: stored ETag ${got} is not the MD5 ${sent} of what was sent`, { key });
       }
-      if (conditional) await this.retrying(`HEAD ${key}`, () => this.confirmCreate(key, sent));
+      if (conditional && options?.verifyCreate !== false) await this.retrying(`HEAD ${key}`, () => this.confirmCreate(key, sent));
       return { key, size, etag: sent };
     });
   }

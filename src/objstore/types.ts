@@ -27,6 +27,17 @@ export interface PutOptions {
    * 'unsupported' rather than silently overwriting.
    */
   ifNoneMatch?: boolean;
+  /**
+   * Swift: after a conditional create answered 201, read the object back (HEAD, X-Newest) to catch
+   * a racing create that also got 201 (Swift checks If-None-Match when a PUT starts, not when it
+   * lands). Default true. A writer whose owner lease rules out racing writers passes false.
+   */
+  verifyCreate?: boolean;
+  /**
+   * Called before each attempt (retries included) of a put of a whole buffer; throwing stops it.
+   * An owner uses it to never start writing once it cannot be sure it still owns the volume.
+   */
+  beforeAttempt?: () => void;
 }
 
 export interface ListOptions {

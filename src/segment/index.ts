@@ -10,6 +10,6 @@
  *   PUT in sequence order (the caller, headhunter, serializes them).
  */
 export { SegmentBuilder, type Loc } from './builder.ts';
-export { LogSegmentWriter, SealedSegment, type SealedCommit, type SegmentWriterOptions } from './writer.ts';
+export { LogSegmentWriter, SealedSegment, type SealedCommit, type SegmentOwner, type SegmentWriterOptions } from './writer.ts';
 export { SegmentReader, type SegmentReaderOptions } from './reader.ts';
 export * from './format.ts';

@@ -3,6 +3,14 @@ import { StoreError, type Failpoints, type Logger, nullLogger } from '../util/in
 import { SegmentBuilder, type Loc } from './builder.ts';
 import { RECORD_HEADER_BYTES, RecordType, SegmentKind, commitSegmentId, dataSegmentId, segmentKey } from './format.ts';
 
+/** The owner lease, as the writer uses it (headhunter's OwnershipGuard). */
+export interface SegmentOwner {
+  /** Throws (no I/O) unless a PUT may start now. */
+  mayWrite(): void;
+  /** Resolves once the lease is known held (renewing it if needed). */
+  ensureHeld(): Promise<void>;
+}
+
 export interface SegmentWriterOptions {
   store: ObjectStore;
   /** Key prefix of the volume, ending in '/'. */
@@ -84,6 +92,12 @@ export class LogSegmentWriter {
    */
   private readonly spareBuffers: Uint8Array[] = [];
   private stats = { dataSegmentsPut: 0, commitSegmentsPut: 0, bytesPut: 0 };
+  /**
+   * Set while the volume's owner holds its lease: no other writer can race our creates, so none
+   * is read back, and no attempt starts unless `mayWrite` passes (it throws once the lease may
+   * have run out).
+   */
+  private owner: SegmentOwner | null = null;
 
   constructor(private readonly opts: SegmentWriterOptions) {
     this.store = opts.store;
@@ -95,6 +109,11 @@ export class LogSegmentWriter {
 
   get nextSeq(): number {
     return this.seq;
+  }
+
+  /** Segments are created under an owner lease (see `owner`), or, with null, without one. */
+  setOwner(owner: SegmentOwner | null): void {
+    this.owner = owner;
   }
   /** Bytes in the open commit segment (the volume commits early when this grows large). */
   get openCommitBytes(): number {
@@ -263,11 +282,17 @@ export class LogSegmentWriter {
    */
   private async createOnce(s: SealedSegment, what: string): Promise<void> {
     const conditional = this.store.capabilities.conditionalCreate;
+    const owner = this.owner;
     try {
-      if (!conditional && (await this.store.head(s.key))) {
+      // Under an owner lease no other writer exists to race: no HEAD first, no read-back after.
+      if (owner) await owner.ensureHeld();
+      if (!conditional && !owner && (await this.store.head(s.key))) {
         throw new StoreError('precondition_failed', `${s.key} exists`, { key: s.key });
       }
-      await this.store.put(s.key, s.bytes, conditional ? { ifNoneMatch: true } : {});
+      await this.store.put(s.key, s.bytes, {
+        ...(conditional ? { ifNoneMatch: true } : {}),
+        ...(owner ? { verifyCreate: false, beforeAttempt: () => owner.mayWrite() } : {}),
+      });
     } catch (err) {
       if (!(err instanceof StoreError && err.kind === 'precondition_failed')) throw err;
       // Our own earlier attempt may have landed with its answer lost: same bytes means success.

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import { openFileSystem, rootIdentity } from '../../src/fs/index.ts';
 import { LeaseHeldError, VolumeLease, readLease, type LeaseView } from '../../src/headhunter/index.ts';
 import { MemoryStore } from '../../src/objstore/index.ts';
-import { FsError } from '../../src/util/index.ts';
+import { FsError, StoreError } from '../../src/util/index.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const elsewhere = { host: 'standby-host', bootId: 'b-standby', pid: 4242 };
@@ -40,10 +40,11 @@ test('a live lease refuses a second owner, naming the holder and the age of its 
   assert.equal(b.previous?.state, 'released');
   assert.equal(b.tookOver, false);
   assert.equal(b.info.epoch, 2);
-  // Only the current epoch's object remains.
-  assert.deepEqual((await store.list('vol/owner/')).objects.map((o) => o.key), ['vol/owner/0000000000000002']);
+  // Recent epochs stay (an old holder must find its successor), the highest is the lease.
+  assert.deepEqual((await store.list('vol/owner/')).objects.map((o) => o.key), ['vol/owner/0000000000000001', 'vol/owner/0000000000000002']);
   await b.release({ forget: true });
-  assert.equal(await readLease(store, 'vol'), undefined);
+  assert.deepEqual((await store.list('vol/owner/')).objects.map((o) => o.key), ['vol/owner/0000000000000001'], 'forget deletes its own epoch');
+  assert.equal((await readLease(store, 'vol'))?.state, 'released');
 });
 
 test('a lease that is not renewed goes stale and is taken; the old holder learns it lost at its next heartbeat', async () => {
@@ -83,12 +84,16 @@ test('a holder on this host whose process is gone is taken at once; --takeover t
   // A pid that cannot be alive on this host, with this host's name and boot id (read by acquire).
   const dead = await VolumeLease.acquire(store, 'vol', { role: 'silt mount', pid: 2 ** 22 + 12345, intervalMs: 60_000 });
   assert.equal(dead.info.host, os.hostname());
-  const b = await VolumeLease.acquire(store, 'vol', { role: 'silt serve', intervalMs: 60_000 });
+  const t0 = performance.now();
+  const b = await VolumeLease.acquire(store, 'vol', { role: 'silt serve', intervalMs: 100 });
+  assert.ok(performance.now() - t0 < 2000, 'a dead holder is not waited for');
   assert.equal(b.previous?.state, 'dead');
   assert.equal(b.tookOver, true);
-  // b is alive (this process): refused without takeover, taken with it.
+  // b is alive (this process): refused without takeover, taken with it, after waiting b's lease out.
   await assert.rejects(VolumeLease.acquire(store, 'vol', { role: 'silt serve', ...elsewhere }), LeaseHeldError);
+  const t1 = performance.now();
   const c = await VolumeLease.acquire(store, 'vol', { role: 'silt serve', takeover: true, ...elsewhere });
+  assert.ok(performance.now() - t1 >= 300, `the takeover waited b's 3 intervals (${performance.now() - t1} ms)`);
   assert.equal(c.previous?.state, 'live');
   assert.equal(c.tookOver, true);
   await b.renew();
@@ -98,13 +103,13 @@ test('a holder on this host whose process is gone is taken at once; --takeover t
 
 test("after a takeover the new owner's claim commit fences the old owner's next commit", async () => {
   const store = new MemoryStore();
-  const leaseA = await VolumeLease.acquire(store, 'default', { role: 'silt serve', intervalMs: 60_000 });
+  const leaseA = await VolumeLease.acquire(store, 'default', { role: 'silt serve', intervalMs: 100 });
   const fsA = await openFileSystem({ store, create: true, flushIntervalMs: 0 });
   const f = await fsA.create(rootIdentity, 1, 'fromA', 0o644);
   await fsA.write(rootIdentity, f.ino, 0, Buffer.from('A1'));
   await fsA.fsync(f.ino, false);
 
-  const leaseB = await VolumeLease.acquire(store, 'default', { role: 'silt serve', takeover: true, ...elsewhere, intervalMs: 60_000 });
+  const leaseB = await VolumeLease.acquire(store, 'default', { role: 'silt serve', takeover: true, ...elsewhere, intervalMs: 100 });
   const fsB = await openFileSystem({ store, flushIntervalMs: 0 });
   await leaseB.claim(fsB.volume);
 
@@ -126,4 +131,38 @@ test("after a takeover the new owner's claim commit fences the old owner's next 
   const fsC = await openFileSystem({ store });
   assert.deepEqual((await fsC.readdir(rootIdentity, 1, 0n, 100)).map((e) => e.name).filter((n) => !n.startsWith('.')).sort(), ['fromA', 'fromB']);
   await fsC.close();
+});
+
+test('an owner writes and acknowledges only while its lease is valid; a lapsed lease makes fsync fail (EIO, not fenced) until a heartbeat renews it; a lost one fences', async () => {
+  const store = new MemoryStore();
+  const lease = await VolumeLease.acquire(store, 'default', { role: 'silt serve', intervalMs: 100 });
+  const fs = await openFileSystem({ store, create: true, flushIntervalMs: 0 });
+  fs.volume.setOwnership(lease);
+  const f = await fs.create(rootIdentity, 1, 'f', 0o644);
+  await fs.write(rootIdentity, f.ino, 0, Buffer.from('one'));
+  await fs.fsync(f.ino, false); // valid: acquired just now
+  // No heartbeat for longer than the validity (2 intervals), and the store refuses the renewal.
+  await sleep(250);
+  const head = store.head.bind(store);
+  store.head = async () => {
+    throw new StoreError('unavailable', 'store unreachable');
+  };
+  await fs.write(rootIdentity, f.ino, 0, Buffer.from('two'));
+  await assert.rejects(fs.fsync(f.ino, false), (e: unknown) => e instanceof FsError && e.errno === 'EIO');
+  assert.equal(fs.volume.fenced, null, 'not fenced: the lease may still be ours');
+  // The store is back: the next fsync renews the lease and acknowledges.
+  store.head = head;
+  await fs.fsync(f.ino, false);
+  // Another process takes the volume over (after waiting this lease out): the next commit fences.
+  const other = await VolumeLease.acquire(store, 'default', { role: 'silt serve', takeover: true, ...elsewhere, intervalMs: 100 });
+  await fs.write(rootIdentity, f.ino, 0, Buffer.from('three'));
+  await assert.rejects(fs.fsync(f.ino, false), (e: unknown) => e instanceof FsError && e.errno === 'EIO');
+  assert.ok(fs.volume.fenced, 'fenced once the lease is lost');
+  assert.equal(lease.lost, true);
+  await fs.close().catch(() => {});
+  await other.release();
+  const fs2 = await openFileSystem({ store, flushIntervalMs: 0 });
+  const a = await fs2.lookupPath(rootIdentity, 'f');
+  assert.equal(Buffer.from(await fs2.read(rootIdentity, a.ino, 0, 10)).toString(), 'two', 'what was acknowledged is there');
+  await fs2.close();
 });

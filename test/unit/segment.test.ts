@@ -28,7 +28,7 @@ import {
   segmentKey,
   type Loc,
 } from '../../src/segment/index.ts';
-import { CorruptionError, crc32 } from '../../src/util/index.ts';
+import { CorruptionError, StoreError, crc32 } from '../../src/util/index.ts';
 
 const bytes = (n: number, seed = 1): Uint8Array => {
   const b = new Uint8Array(n);
@@ -408,6 +408,56 @@ test('reader: records from memory while open, from the store once durable, byte-
   await again.put('v/log/0000000000000001', c3.segment.bytes);
   await w3.putCommit(c3);
   assert.equal(w3.counters.commitSegmentsPut, 1);
+});
+
+test('writer under an owner: renews before each create, skips the read-back, and no attempt starts once the owner may not write', async () => {
+  const store = new MemoryStore();
+  const seen: Array<{ key: string; verifyCreate: boolean | undefined }> = [];
+  let attempts = 0;
+  const inner = store.put.bind(store);
+  // As the remote backends do: call beforeAttempt (a plain function) before every attempt.
+  store.put = async (key, data, options) => {
+    seen.push({ key, verifyCreate: options?.verifyCreate });
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const before = options?.beforeAttempt;
+      before?.();
+      attempts++;
+      if (attempt < 1) continue; // the first attempt "fails" and is retried
+      return inner(key, data, options);
+    }
+    throw new Error('unreachable');
+  };
+  let allowed = true;
+  let renewals = 0;
+  const owner = {
+    mayWrite: () => {
+      if (!allowed) throw new StoreError('unavailable', 'lease not renewed');
+    },
+    ensureHeld: async () => {
+      renewals++;
+    },
+  };
+  const w = new LogSegmentWriter({ store, volumePrefix: 'v/', nextSeq: 1, segmentBytesMax: 1 << 20, inflightSegmentsMax: 2, allocDataSegmentNumber: () => 7 });
+  w.setOwner(owner);
+  w.appendNode(bytes(100, 1), 1, 0);
+  await w.putCommit(w.sealCommit(() => bytes(31, 2)));
+  assert.deepEqual(seen, [{ key: 'v/log/0000000000000001', verifyCreate: false }]);
+  assert.equal(renewals, 1, 'the lease is confirmed before the create');
+  assert.equal(attempts, 2);
+  // The owner may no longer write: the retry is refused before it starts, and so is the next commit.
+  w.appendNode(bytes(100, 3), 1, 0);
+  const c = w.sealCommit(() => bytes(31, 4));
+  allowed = false;
+  await assert.rejects(w.putCommit(c), /lease not renewed/);
+  assert.equal(attempts, 2, 'no attempt started');
+  allowed = true;
+  await w.putCommit(c);
+  assert.deepEqual(store.keys(), ['v/log/0000000000000001', 'v/log/0000000000000002']);
+  // Without an owner the writer asks for the read-back (the default).
+  w.setOwner(null);
+  w.appendNode(bytes(100, 5), 1, 0);
+  await w.putCommit(w.sealCommit(() => bytes(31, 6)));
+  assert.equal(seen.at(-1)?.verifyCreate, undefined);
 });
 
 test('reader: readAhead fetches the named records in windows; the reads that follow come from the cache', async () => {
