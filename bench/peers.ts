@@ -8,11 +8,12 @@
  *   npm run bench:peers                  (full size: about 30-40 minutes on 2 cores)
  *   SILT_BENCH_SCALE=0.05 npm run bench:peers     (a quick run: a couple of minutes)
  *
- * Every system reaches Swift through one counting proxy (bench/count-proxy.ts), so the PUTs each
- * sent are counted at the store. Each repetition runs every workload on every system, interleaved
- * (the order of systems rotates per repetition); the tables report medians. Every (workload,
- * system) run has a time cap: a run that hits it is stopped (its mount killed and remounted), is
- * reported as "timed out after N s" with the progress it made, and is not repeated.
+ * Every system talks to Swift directly; the requests each sent (PUTs, all requests, request bytes,
+ * GETs in flight) are counted at the store, from Swift's own proxy access log (bench/swift-log.ts),
+ * so nothing but Swift is in the data path. Each repetition runs every workload on every system,
+ * interleaved (the order of systems rotates per repetition); the tables report medians. Every
+ * (workload, system) run has a time cap: a run that hits it is stopped (its mount killed and
+ * remounted), is reported as "timed out after N s" with the progress it made, and is not repeated.
  *
  * Beside the speeds, the load-independent costs of each FUSE server (the child process the bench
  * spawns): its CPU seconds (utime + stime from /proc/PID/stat, all threads) around the small-file,
@@ -27,10 +28,18 @@
  *   SILT_BENCH_CAP_S         time cap per run, seconds (default max(30, 150 x scale))
  *   SILT_BENCH_OUT           output folder (default bench/results/peers-<timestamp>)
  *   SILT_BENCH_SYSTEMS       comma list to run a subset (raw,silt,silt-soc,s3fs,rclone,rclone-off,local)
+ *   SILT_BENCH_WORKLOADS     comma list to run a subset of the workloads (small1,small8,seqWrite,coldRead,
+ *                            stat,lsl,rename,randomWrite; coldRead and randomWrite read the file
+ *                            seqWrite wrote, so they need it); the 10,000-entry tree is made only
+ *                            for stat, lsl and rename
  *   BENCH_DIR                where mountpoints, rclone's cache and the local directory go
  */
 process.env['UV_THREADPOOL_SIZE'] ??= '24';
 
+// Benchmarks run Swift without its updaters: their sweeps (a few CPU-seconds each on a store full
+// of test containers) land at random in the timed runs. (scripts/swift-saio.sh restarts Swift
+// when the setting differs from the running one.)
+process.env['SWIFT_UPDATERS'] ??= '0';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -40,9 +49,9 @@ import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
-import { CountProxy, type CountTable } from './count-proxy.ts';
+import { SwiftLog, type LogMark } from './swift-log.ts';
 import { renderChartPng } from './chart.ts';
-import { ensureSwift, purgeInBackground } from '../test/support/swift.ts';
+import { ensureSwift, purgeInBackground, swiftStateDir } from '../test/support/swift.ts';
 
 // ------------------------------------------------------------------------------------ sizes
 
@@ -197,7 +206,7 @@ const LABEL: Record<SystemName, string> = {
 
 interface FsSystem {
   name: SystemName;
-  /** The container (or bucket) its objects go to: what the proxy counts. */
+  /** The container (or bucket) its objects go to: what the requests are counted under. */
   container: string;
   /** Where its files are (for mounts, a folder inside the mountpoint). */
   root: string;
@@ -213,7 +222,10 @@ interface FsSystem {
 }
 
 interface Env {
-  proxy: CountProxy;
+  /** Swift's proxy, http://127.0.0.1:PORT: every system talks to it directly. */
+  endpoint: string;
+  /** Its access log, where the requests are counted. */
+  log: SwiftLog;
   swiftUser: string;
   swiftKey: string;
 }
@@ -313,7 +325,7 @@ class SiltSystem extends MountedSystem {
   }
 
   protected command() {
-    const url = `swift+${this.env.proxy.endpoint}/auth/v1.0?container=${this.container}`;
+    const url = `swift+${this.env.endpoint}/auth/v1.0?container=${this.container}`;
     const args = [siltBin, 'mount', '--store', url, this.mnt, '--mkfs', '--volume', 'bench', '--log-level', 'warn'];
     if (this.syncOnClose) args.push('--sync-on-close');
     return { cmd: process.execPath, args, env: { SILT_SWIFT_USER: this.env.swiftUser, SILT_SWIFT_KEY: this.env.swiftKey } };
@@ -349,7 +361,7 @@ class S3fsSystem extends MountedSystem {
     // -f: foreground, so this process is the server. Defaults otherwise (no local data cache).
     return {
       cmd: 's3fs',
-      args: [this.container, this.mnt, '-f', '-o', `url=${this.env.proxy.endpoint}`, '-o', 'use_path_request_style', '-o', 'dbglevel=warn'],
+      args: [this.container, this.mnt, '-f', '-o', `url=${this.env.endpoint}`, '-o', 'use_path_request_style', '-o', 'dbglevel=warn'],
       env: { AWSACCESSKEYID: this.env.swiftUser, AWSSECRETACCESSKEY: this.env.swiftKey },
     };
   }
@@ -390,7 +402,7 @@ class RcloneSystem extends MountedSystem {
         RCLONE_CONFIG_SB_TYPE: 'swift',
         RCLONE_CONFIG_SB_USER: this.env.swiftUser,
         RCLONE_CONFIG_SB_KEY: this.env.swiftKey,
-        RCLONE_CONFIG_SB_AUTH: `${this.env.proxy.endpoint}/auth/v1.0`,
+        RCLONE_CONFIG_SB_AUTH: `${this.env.endpoint}/auth/v1.0`,
       },
     };
   }
@@ -457,7 +469,7 @@ class LocalSystem implements FsSystem {
   }
 }
 
-/** The ceiling: a plain HTTP client (undici) speaking Swift's API, through the same proxy. */
+/** The ceiling: a plain HTTP client (undici) speaking Swift's API. */
 class RawSwift {
   name: SystemName = 'raw';
   container = `bench-raw-${runId}`;
@@ -467,7 +479,7 @@ class RawSwift {
   constructor(private readonly env: Env) {}
 
   async start(): Promise<void> {
-    const auth = await fetch(`${this.env.proxy.endpoint}/auth/v1.0`, { headers: { 'x-auth-user': this.env.swiftUser, 'x-auth-key': this.env.swiftKey } });
+    const auth = await fetch(`${this.env.endpoint}/auth/v1.0`, { headers: { 'x-auth-user': this.env.swiftUser, 'x-auth-key': this.env.swiftKey } });
     await auth.arrayBuffer();
     this.token = auth.headers.get('x-auth-token') ?? '';
     const storage = new URL(auth.headers.get('x-storage-url') ?? '');
@@ -516,6 +528,42 @@ interface Figure {
   value: number;
   /** Secondary figures: durable rate, PUTs, request counts. */
   extra?: Record<string, number>;
+  /** The workload's requests to count from Swift's access log (done by countRequests, then dropped). */
+  store?: StoreWindow;
+}
+
+/**
+ * A workload's window in Swift's access log: its requests are counted after the run (and after
+ * its CPU time is taken: reading the log is not the client's work), by countRequests.
+ */
+interface StoreWindow {
+  container: string;
+  from: LogMark;
+  to: LogMark;
+  /** small: PUTs, all requests and request bytes per file; read: GETs and the most in flight at once. */
+  kind: 'small' | 'read';
+}
+
+/** Fill a figure's request counts from Swift's access log (client requests only: see bench/swift-log.ts). */
+async function countRequests(f: Figure, env: Env): Promise<void> {
+  const w = f.store;
+  if (w === undefined) return;
+  delete f.store;
+  const win = await env.log.window(w.from, w.to, [w.container]);
+  const x = (f.extra ??= {});
+  if (w.kind === 'small') {
+    const puts = win.requests(w.container, 'PUT');
+    x['puts'] = puts;
+    x['requests'] = win.requests(w.container);
+    x['putsPer1000Files'] = (puts * 1000) / SMALL_FILES;
+    // Request bodies of every method that reached the store, per file: 4,096 is the floor; what is
+    // above it is the system's own bookkeeping (Silt's commits, s3fs's and rclone's metadata).
+    x['bytesPerFile'] = win.bytesIn(w.container) / SMALL_FILES;
+  } else {
+    // How the system fetched the file: GETs at the store and the most in flight at once.
+    x['gets'] = win.requests(w.container, 'GET');
+    x['getsInFlightMax'] = win.inflightPeak(w.container, 'GET');
+  }
 }
 
 interface WorkloadDef {
@@ -540,7 +588,19 @@ const WORKLOADS: Record<WorkloadName, WorkloadDef> = {
     systems: ['silt', 's3fs', 'rclone', 'local'],
   },
 };
-const ORDER: WorkloadName[] = ['small1', 'small8', 'seqWrite', 'coldRead', 'stat', 'lsl', 'rename', 'randomWrite'];
+const ALL_WORKLOADS: WorkloadName[] = ['small1', 'small8', 'seqWrite', 'coldRead', 'stat', 'lsl', 'rename', 'randomWrite'];
+const ORDER: WorkloadName[] = (() => {
+  const v = process.env['SILT_BENCH_WORKLOADS'];
+  if (v === undefined || v === '') return ALL_WORKLOADS;
+  const want = v.split(',').map((s) => s.trim()) as WorkloadName[];
+  for (const w of want) if (!ALL_WORKLOADS.includes(w)) throw new Error(`unknown workload ${w} in SILT_BENCH_WORKLOADS (${ALL_WORKLOADS.join(', ')})`);
+  if ((want.includes('coldRead') || want.includes('randomWrite')) && !want.includes('seqWrite')) {
+    throw new Error('SILT_BENCH_WORKLOADS: coldRead and randomWrite need seqWrite (the file they read)');
+  }
+  return ALL_WORKLOADS.filter((w) => want.includes(w));
+})();
+/** The 10,000-entry tree is made (untimed) only for the workloads that use it. */
+const NEEDS_TREE = ORDER.some((w) => w === 'stat' || w === 'lsl' || w === 'rename');
 
 /** The workloads whose CPU cost is reported: per file written, or per GiB written or read. */
 const CPU_WORKLOADS: readonly WorkloadName[] = ['small1', 'small8', 'seqWrite', 'coldRead'];
@@ -579,7 +639,7 @@ const OFFSETS = randomOffsets();
 
 async function fsSmall(sys: FsSystem, dir: string, conc: number, ctl: Ctl, env: Env): Promise<Figure> {
   await fsp.mkdir(dir);
-  const c0 = env.proxy.snapshot();
+  const from = env.log.mark();
   const t0 = now();
   await pool(SMALL_FILES, conc, ctl, async (i) => {
     const fh = await fsp.open(join(dir, `f${i}`), 'wx');
@@ -592,15 +652,11 @@ async function fsSmall(sys: FsSystem, dir: string, conc: number, ctl: Ctl, env: 
   const closed = (now() - t0) / 1000;
   await sys.settle(dir);
   const durable = (now() - t0) / 1000;
-  const c1 = env.proxy.snapshot();
-  const puts = CountProxy.delta(c0, c1, sys.container, 'PUT').requests;
-  const requests = Object.values(CountProxy.deltaAll(c0, c1, sys.container)).reduce((a, b) => a + b, 0);
-  // Request bodies of every method that reached the store, per file: 4,096 is the floor; what is
-  // above it is the system's own bookkeeping (Silt's commits, s3fs's and rclone's metadata).
-  const bytesPerFile = CountProxy.deltaBytes(c0, c1, sys.container) / SMALL_FILES;
+  const to = env.log.mark();
   return {
     value: SMALL_FILES / closed,
-    extra: { filesPerSecInStore: SMALL_FILES / durable, puts, requests, putsPer1000Files: (puts * 1000) / SMALL_FILES, bytesPerFile },
+    extra: { filesPerSecInStore: SMALL_FILES / durable },
+    ...(sys.container === '(none)' ? {} : { store: { container: sys.container, from, to, kind: 'small' as const } }),
   };
 }
 
@@ -624,8 +680,7 @@ async function fsSeqWrite(sys: FsSystem, file: string, ctl: Ctl): Promise<Figure
 
 async function fsRead(sys: FsSystem, file: string, ctl: Ctl, env: Env): Promise<Figure> {
   const buf = Buffer.alloc(MiB);
-  const c0 = env.proxy.snapshot();
-  env.proxy.resetPeaks();
+  const from = env.log.mark();
   const t0 = now();
   const fh = await fsp.open(file, 'r');
   let total = 0;
@@ -641,9 +696,8 @@ async function fsRead(sys: FsSystem, file: string, ctl: Ctl, env: Env): Promise<
   }
   if (!ctl.aborted && total !== BIG_MIB * MiB) throw new Error(`read ${total} bytes of ${file}, expected ${BIG_MIB * MiB}`);
   const value = BIG_MIB / ((now() - t0) / 1000);
-  // How the system fetched it: GETs at the store and the most in flight at once.
-  const gets = CountProxy.delta(c0, env.proxy.snapshot(), sys.container, 'GET').requests;
-  return sys.container === '(none)' ? { value } : { value, extra: { gets, getsInFlightMax: env.proxy.inflightPeak[sys.container] ?? 0 } };
+  const to = env.log.mark();
+  return sys.container === '(none)' ? { value } : { value, store: { container: sys.container, from, to, kind: 'read' } };
 }
 
 async function fsStat(dir: string, ctl: Ctl): Promise<Figure> {
@@ -712,14 +766,12 @@ async function fsMakeTree(sys: FsSystem, dir: string): Promise<void> {
 // ---- raw Swift
 
 async function rawSmall(raw: RawSwift, prefix: string, conc: number, ctl: Ctl, env: Env): Promise<Figure> {
-  const c0 = env.proxy.snapshot();
+  const from = env.log.mark();
   const t0 = now();
   await pool(SMALL_FILES, conc, ctl, async (i) => void (await raw.req('PUT', `${prefix}/f${i}`, smallPayload)));
   const s = (now() - t0) / 1000;
-  const c1 = env.proxy.snapshot();
-  const puts = CountProxy.delta(c0, c1, raw.container, 'PUT').requests;
-  const bytesPerFile = CountProxy.deltaBytes(c0, c1, raw.container) / SMALL_FILES;
-  return { value: SMALL_FILES / s, extra: { filesPerSecInStore: SMALL_FILES / s, puts, requests: puts, putsPer1000Files: (puts * 1000) / SMALL_FILES, bytesPerFile } };
+  const to = env.log.mark();
+  return { value: SMALL_FILES / s, extra: { filesPerSecInStore: SMALL_FILES / s }, store: { container: raw.container, from, to, kind: 'small' } };
 }
 
 async function* bigStream(ctl: Ctl): AsyncIterable<Buffer> {
@@ -737,7 +789,8 @@ async function rawSeqWrite(raw: RawSwift, ctl: Ctl): Promise<Figure> {
   return { value: BIG_MIB / s, extra: { MiBperSecInStore: BIG_MIB / s } };
 }
 
-async function rawRead(raw: RawSwift, ctl: Ctl): Promise<Figure> {
+async function rawRead(raw: RawSwift, ctl: Ctl, env: Env): Promise<Figure> {
+  const from = env.log.mark();
   const t0 = now();
   const r = await raw.pool.request({ method: 'GET', path: `${raw.basePath}/big`, headers: { 'x-auth-token': raw.token } });
   let total = 0;
@@ -750,7 +803,8 @@ async function rawRead(raw: RawSwift, ctl: Ctl): Promise<Figure> {
     }
   }
   if (!ctl.aborted && (r.statusCode !== 200 || total !== BIG_MIB * MiB)) throw new Error(`raw GET big: HTTP ${r.statusCode}, ${total} bytes`);
-  return { value: BIG_MIB / ((now() - t0) / 1000) };
+  const value = BIG_MIB / ((now() - t0) / 1000);
+  return { value, store: { container: raw.container, from, to: env.log.mark(), kind: 'read' } };
 }
 
 async function rawStat(raw: RawSwift, prefix: string, ctl: Ctl): Promise<Figure> {
@@ -858,8 +912,10 @@ async function main(): Promise<void> {
   const loadStart = loadavg();
   log(`scale ${SCALE}: ${SMALL_FILES} small files, ${BIG_MIB} MiB big file, ${TREE_FILES}-entry tree, ${RANDOM_WRITES} random writes; ${REPS} repetitions; cap ${CAP_S} s; work folder ${base}`);
   const swift = await ensureSwift();
-  const proxy = await CountProxy.start(swift.host, swift.port);
-  const env: Env = { proxy, swiftUser: swift.user, swiftKey: swift.key };
+  // Requests are counted from the proxy's access log: make sure it logs them where we look.
+  const swiftLog = new SwiftLog(join(swiftStateDir, 'log', 'proxy.log'));
+  await swiftLog.probe(swift.endpoint, runId);
+  const env: Env = { endpoint: swift.endpoint, log: swiftLog, swiftUser: swift.user, swiftKey: swift.key };
   const swiftInfo = (await (await fetch(`${swift.endpoint}/info`)).json()) as { swift?: { version?: string } };
 
   const raw = wanted.includes('raw') ? new RawSwift(env) : undefined;
@@ -887,18 +943,18 @@ async function main(): Promise<void> {
     const mtime = String(Math.floor(Date.now() / 1000));
     const s3 = fsSystems.get('s3fs');
     const rcs = [...fsSystems.values()].filter((s) => s instanceof RcloneSystem);
-    await Promise.all([
+    await Promise.all(NEEDS_TREE ? [
       raw ? rawMakeTree(raw, raw.container, 'tree') : undefined,
       s3 ? rawMakeTree(admin, s3.container, 'bench/tree', { 'content-type': 'application/octet-stream', 'x-object-meta-mode': String(0o100644), 'x-object-meta-uid': '0', 'x-object-meta-gid': '0', 'x-object-meta-mtime': mtime }, ['bench/', 'bench/tree/']) : undefined,
       ...rcs.map((rc) => rawMakeTree(admin, rc.container, 'bench/tree')),
-    ]);
+    ] : []);
     if (!raw) await admin.stop();
     for (const s of fsSystems.values()) {
       log(`starting ${s.name}`);
       await s.start();
     }
-    for (const s of fsSystems.values()) if (s.name !== 's3fs' && !(s instanceof RcloneSystem)) await fsMakeTree(s, join(s.root, 'tree'));
-    for (const s of fsSystems.values()) {
+    if (NEEDS_TREE) for (const s of fsSystems.values()) if (s.name !== 's3fs' && !(s instanceof RcloneSystem)) await fsMakeTree(s, join(s.root, 'tree'));
+    for (const s of NEEDS_TREE ? fsSystems.values() : []) {
       const n = (await fsp.readdir(join(s.root, 'tree'))).length;
       if (n !== TREE_FILES) throw new Error(`${s.name}: the tree has ${n} entries, expected ${TREE_FILES}`);
     }
@@ -933,19 +989,20 @@ async function main(): Promise<void> {
                 case 'small1': return rawSmall(raw!, `small1-r${rep}`, 1, ctl, env);
                 case 'small8': return rawSmall(raw!, `small8-r${rep}`, 8, ctl, env);
                 case 'seqWrite': return rawSeqWrite(raw!, ctl);
-                case 'coldRead': return rawRead(raw!, ctl);
+                case 'coldRead': return rawRead(raw!, ctl, env);
                 case 'stat': return rawStat(raw!, tree, ctl);
                 case 'lsl': return rawList(raw!, tree, ctl);
                 case 'rename': return rawRename(raw!, tree, treeName((renames.get(n) ?? 0) + 1), ctl);
                 default: throw new Error(`raw has no ${w}`);
               }
             };
-            // The raw client runs in this process: its cost is this process's CPU, which also holds
-            // the counting proxy (every byte of the run passes through it twice).
+            // The raw client runs in this process: its cost is this process's CPU (the requests are
+            // counted after, from Swift's log).
             const u0 = process.cpuUsage();
             r = await capped(n, w, fn, async () => {});
             const u = process.cpuUsage(u0);
             if (r.figure !== undefined && CPU_WORKLOADS.includes(w)) addCpuCost(r.figure, w, (u.user + u.system) / 1e6);
+            if (r.figure !== undefined) await countRequests(r.figure, env).catch((e: unknown) => log(`${n} ${w}: counting requests: ${String(e)}`));
           } else {
             const s = fsSystems.get(n)!;
             const tree = join(s.root, treeName(renames.get(n) ?? 0));
@@ -975,6 +1032,7 @@ async function main(): Promise<void> {
               if (rss !== undefined) (r.figure.extra ??= {})['rssMiB'] = rss;
             }
             if (s instanceof MountedSystem) s.notePeak();
+            if (r.figure !== undefined) await countRequests(r.figure, env).catch((e: unknown) => log(`${n} ${w}: counting requests: ${String(e)}`));
             // rclone and Silt's default mode acknowledge before the store has the data: let the
             // uploads finish before the next system's run, so it does not compete with them.
             if (r.figure !== undefined && (w === 'randomWrite' || w === 'rename')) await s.settle(s.root).catch(() => undefined);
@@ -1002,7 +1060,6 @@ async function main(): Promise<void> {
       }
     }
     if (raw) await raw.stop().catch(() => undefined);
-    await proxy.close();
     purgeInBackground(swift, containers, '');
   }
 
@@ -1183,8 +1240,9 @@ function buildReport(results: Results, peakRssMiB: Partial<Record<SystemName, nu
     L.push('before to right after the workload, which for the small files and the sequential write includes');
     L.push('the wait until the data is in the store (rclone writes\' uploads, Silt\'s commit). It leaves out the');
     L.push('kernel\'s FUSE work done in the writer\'s own system calls. Raw Swift: the CPU time of the bench');
-    L.push('process (`process.cpuUsage()`), which also runs the counting proxy that every system\'s bytes pass');
-    L.push('through: an upper bound of the client\'s own cost.', '');
+    L.push('process (`process.cpuUsage()`) during the workload, which is the client\'s own work (undici, the');
+    L.push('buffers): every system talks to Swift directly, and the requests are counted afterwards from');
+    L.push('Swift\'s access log.', '');
   }
   const mounted = served.filter((s) => s !== 'raw');
   if (mounted.length > 0) {
@@ -1298,7 +1356,9 @@ function buildReport(results: Results, peakRssMiB: Partial<Record<SystemName, nu
   targetTable('Issue 9', targets);
   targetTable('Issue 16: the data path', targets16);
   L.push('Requests and bytes per file count everything that reached the store during the workload (every');
-  L.push('method; bytes are request bodies), divided by the number of files.', '');
+  L.push('method; bytes are request bodies), divided by the number of files. They come from Swift\'s proxy');
+  L.push('access log: each request a client sent, once (an S3 request as the S3 request, not the Swift');
+  L.push('requests Swift made for it).', '');
 
   const chart: ChartData = {
     title: 'Silt beside its peers over the same Swift',
