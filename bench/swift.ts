@@ -21,6 +21,10 @@
  * Environment: BENCH_BIG_MIB (256), BENCH_FILES (1000), BENCH_RAW_OBJECTS (4).
  * A JSON copy goes to bench/results/swift-<date>.json.
  */
+// Benchmarks run Swift without its updaters: their sweeps (a few CPU-seconds each on a store full
+// of test containers) land at random in the timed runs. (scripts/swift-saio.sh restarts Swift
+// when the setting differs from the running one.)
+process.env['SWIFT_UPDATERS'] ??= '0';
 import { CountingStore } from './counting-store.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';

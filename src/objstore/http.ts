@@ -226,17 +226,50 @@ async function readBody(body: AsyncIterable<Buffer>, contentLength: number | und
   return Buffer.concat(chunks);
 }
 
-/** A body as the pieces that arrived; the total must match Content-Length when the server sent one. */
-async function readChunks(body: AsyncIterable<Buffer>, contentLength: number | undefined): Promise<Buffer[]> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of body) {
-    n += chunk.length;
-    if (contentLength !== undefined && n > contentLength) throw new StoreError('unavailable', `response body longer than its Content-Length ${contentLength}`);
-    chunks.push(chunk);
-  }
-  if (contentLength !== undefined && n !== contentLength) throw new StoreError('unavailable', `response body truncated: ${n} of ${contentLength} bytes`);
-  return chunks;
+/**
+ * A bodiless request whose 2xx answer is kept as the pieces that arrived, through undici's
+ * dispatch handler: each piece is handed over by a plain callback, without the stream and
+ * promise per piece that `request` costs (measured: about a third less CPU per GiB for ranged
+ * GETs of 4 MiB). Pool timeouts apply as for `request`; errors reject as `request`'s do.
+ */
+function collect(pool: Pool, req: HttpRequest): Promise<HttpResponse> {
+  return new Promise<HttpResponse>((resolve, reject) => {
+    let status = 0;
+    let headers: Record<string, string> = {};
+    let chunks: Buffer[] = [];
+    let received = 0;
+    pool.dispatch(
+      { origin: req.url.origin, path: req.url.pathname + req.url.search, method: req.method, headers: req.headers },
+      {
+        onRequestStart() {},
+        onResponseStart(_c, statusCode, h) {
+          status = statusCode;
+          headers = flatHeaders(h);
+          chunks = [];
+          received = 0;
+        },
+        onResponseData(_c, chunk) {
+          chunks.push(chunk);
+          received += chunk.length;
+        },
+        onResponseEnd() {
+          if (status < 200 || status >= 300) {
+            resolve({ status, headers, body: Buffer.concat(chunks, received) });
+            return;
+          }
+          const length = parseLength(headers['content-length']);
+          if (length !== undefined && received !== length) {
+            reject(new StoreError('unavailable', `response body ${received > length ? 'longer than' : 'truncated below'} its Content-Length ${length} (${received} bytes)`));
+            return;
+          }
+          resolve({ status, headers, body: Buffer.alloc(0), chunks });
+        },
+        onResponseError(_c, err) {
+          reject(err);
+        },
+      },
+    );
+  });
 }
 
 function parseLength(v: string | undefined): number | undefined {
@@ -270,6 +303,7 @@ export async function send(pools: HttpPools, backend: BackendName, req: HttpRequ
     );
   }
   try {
+    if (req.chunks === true && sendBody === null) return await collect(pool, req);
     const res = await pool.request({
       origin: req.url.origin,
       path: req.url.pathname + req.url.search,
@@ -284,8 +318,6 @@ export async function send(pools: HttpPools, backend: BackendName, req: HttpRequ
     if (req.method === 'HEAD') {
       await res.body.dump();
       body = Buffer.alloc(0);
-    } else if (req.chunks === true && res.statusCode >= 200 && res.statusCode < 300) {
-      return { status: res.statusCode, headers, body: Buffer.alloc(0), chunks: await readChunks(res.body, length) };
     } else {
       const hash = req.md5Body === true ? createHash('md5') : undefined;
       body = await readBody(res.body, length, hash);
