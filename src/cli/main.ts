@@ -12,7 +12,19 @@ import { runStat } from './stat.ts';
 import { registerSmbCommand } from './smb.ts';
 import { registerServeCommand } from './serve.ts';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+/** package.json: two levels up from src/cli, three from the compiled dist/src/cli. */
+function readPackageJson(): { version: string } {
+  for (const rel of ['../../package.json', '../../../package.json']) {
+    try {
+      const p = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version: string };
+      if (p.name === 'silt') return p;
+    } catch {
+      // not there: try the next
+    }
+  }
+  return { version: 'unknown' };
+}
+const pkg = readPackageJson();
 
 const program = new Command();
 program

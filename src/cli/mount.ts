@@ -433,9 +433,10 @@ async function startBackground(opts: RunMountOptions): Promise<void> {
   const lf = logFile(opts.mountpoint);
   fs.mkdirSync(path.dirname(lf), { recursive: true });
   const out = fs.openSync(lf, 'a');
-  const tsx = process.env['SILT_TSX_IMPORT'] ?? import.meta.resolve('tsx');
   const self = fileURLToPath(import.meta.url);
-  const child = spawn(process.execPath, ['--import', tsx, self], {
+  // The compiled build runs as is; the TypeScript sources need tsx's loader in the child too.
+  const args = self.endsWith('.js') ? [self] : ['--import', process.env['SILT_TSX_IMPORT'] ?? import.meta.resolve('tsx'), self];
+  const child = spawn(process.execPath, args, {
     detached: true,
     stdio: ['ignore', out, out, 'ipc'],
     env: { ...process.env, [CHILD_ENV]: JSON.stringify(childOpts), UV_THREADPOOL_SIZE: process.env['UV_THREADPOOL_SIZE'] ?? '16' },

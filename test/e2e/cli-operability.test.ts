@@ -82,6 +82,16 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+test('silt runs the compiled build when it is current and the sources otherwise; both say the same', async () => {
+  // npm ci builds dist/ (the prepare script); a checkout edited since runs src/ through tsx.
+  const built = JSON.parse(readFileSync(resolve(import.meta.dirname, '../../dist/BUILD.json'), 'utf8')) as { sourcesNewestMtimeMs: number };
+  assert.ok(built.sourcesNewestMtimeMs > 0, 'dist/BUILD.json stamps the build');
+  const [compiled, sources] = await Promise.all([cli(['mount', '--help']), cli(['mount', '--help'], { SILT_RUN_SOURCES: '1' })]);
+  assert.equal(compiled.code, 0, compiled.stderr);
+  assert.equal(sources.code, 0, sources.stderr);
+  assert.equal(compiled.stdout, sources.stdout);
+});
+
 test('silt --version and --help of every command (with examples); docs/CONFIG.md matches the reference', async () => {
   const pkg = JSON.parse(readFileSync(resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string };
   const [version, help, mountHelp, ref] = await Promise.all([cli(['--version']), cli(['--help']), cli(['mount', '--help']), cli(['config', 'reference'])]);
