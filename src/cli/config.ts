@@ -137,6 +137,22 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: 'commit early when the open commit segment holds this much, bytes',
   },
   {
+    key: 'checkpointIntervalMs',
+    kind: { t: 'int', min: 1000, max: HOUR_MS, unit: 'ms' },
+    default: 30_000,
+    commands: ENGINE_COMMANDS,
+    tuning: 'engine',
+    description: 'a commit writes the trees whole (a checkpoint) at least this often; the ones between are deltas, ms',
+  },
+  {
+    key: 'checkpointDeltasMax',
+    kind: { t: 'int', min: 1, max: 65_536 },
+    default: 256,
+    commands: ENGINE_COMMANDS,
+    tuning: 'engine',
+    description: 'delta commits after a checkpoint before the next checkpoint (bounds what recovery replays)',
+  },
+  {
     key: 'largeRunBytes',
     kind: { t: 'int', min: 4096, max: GiB, unit: 'bytes' },
     default: MiB,
@@ -623,7 +639,7 @@ export function applySettings(cmd: Command, program: Command, env: NodeJS.Proces
 
 /** What the tuning settings of a command run mean to the layers (only what was set). */
 export interface EngineTuning {
-  volume: Partial<Pick<VolumeOptions, 'segmentBytesMax' | 'inflightSegmentsMax' | 'cacheBytesMax' | 'readAheadBytes' | 'commitBytesMax'>>;
+  volume: Partial<Pick<VolumeOptions, 'segmentBytesMax' | 'inflightSegmentsMax' | 'cacheBytesMax' | 'readAheadBytes' | 'commitBytesMax' | 'checkpointIntervalMs' | 'checkpointDeltasMax'>>;
   inode: Partial<Pick<InodeLayerOptions, 'inodeCacheMax' | 'largeRunBytes' | 'treeNodesMax'>>;
   gcIntervalMs?: number;
   rpc: Partial<RpcLimits>;
@@ -648,7 +664,15 @@ export function engineTuning(o: Record<string, unknown>): EngineTuning {
     return out;
   };
   const t: EngineTuning = {
-    volume: pick({ segmentBytesMax: 'segmentBytesMax', inflightSegmentsMax: 'inflightSegmentsMax', cacheBytesMax: 'cacheBytesMax', readAheadBytes: 'readAheadBytes', commitBytesMax: 'commitBytesMax' }),
+    volume: pick({
+      segmentBytesMax: 'segmentBytesMax',
+      inflightSegmentsMax: 'inflightSegmentsMax',
+      cacheBytesMax: 'cacheBytesMax',
+      readAheadBytes: 'readAheadBytes',
+      commitBytesMax: 'commitBytesMax',
+      checkpointIntervalMs: 'checkpointIntervalMs',
+      checkpointDeltasMax: 'checkpointDeltasMax',
+    }),
     inode: pick({ inodeCacheMax: 'inodeCacheMax', largeRunBytes: 'largeRunBytes', treeNodesMax: 'treeNodesMax' }),
     rpc: pick({
       connectionsMax: 'rpcConnectionsMax',

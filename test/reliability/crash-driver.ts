@@ -10,7 +10,11 @@
  *      state after every operation;
  *   4. `kill -9` the server while an operation (chosen by the seed) is in flight;
  *   5. run fsck on the store (must be clean), then clean the stale mount in one of three ways
- *      (`fusermount3 -uz`, `umount -l`, or leave it to the next `silt mount`).
+ *      (`fusermount3 -uz`, `umount -l`, or leave it to the next `silt mount`);
+ *   6. now and then kill -9 the next server too while it recovers (reads and replays the commit
+ *      chain, or writes the first checkpoint after it), and fsck again.
+ * Every server gets a random flush interval, close mode and checkpoint policy (a checkpoint after
+ * every 1, 3, 16 or 256 delta commits), so kills land in deltas, in checkpoints and in replay.
  * Lanes run side by side (separate volumes) so that process start-up overlaps.
  *
  * The CLI is bundled once with esbuild (already installed as tsx's own compiler) so that a
@@ -75,6 +79,10 @@ export interface CrashCampaignReport {
   fsckRuns: number;
   staleCleanups: Record<'fusermount3' | 'umount' | 'server', number>;
   serverStartMs: { mean: number; max: number };
+  /** Second crashes while a server recovered the volume, before it mounted. */
+  recoveryCrashes: number;
+  /** ... that landed just after the mount (the first commit after recovery may be in flight). */
+  recoveryCrashesAfterMount: number;
   wallMs: number;
   /** CPU time of this process (workload, verification, fsck); servers' CPU is not counted. */
   driverCpuMs: number;
@@ -120,10 +128,28 @@ interface Server {
   log(): string;
 }
 
-async function startMount(cli: Cli, lane: Lane, mkfs: boolean, flushIntervalMs: number, syncOnClose: boolean): Promise<Server> {
-  const args = [...cli.argv, 'mount', '--store', `file:${lane.store}`, '--flush-interval-ms', String(flushIntervalMs), lane.mnt];
+/** How a server is started: its flush interval, close mode and checkpoint policy. */
+interface ServerShape {
+  flushIntervalMs: number;
+  syncOnClose: boolean;
+  /** Delta commits between checkpoints: small values put checkpoints (and kills during them) mid-workload. */
+  checkpointDeltasMax: number;
+}
+
+function spawnMount(cli: Cli, lane: Lane, mkfs: boolean, shape: ServerShape): { proc: ChildProcess; exited: Promise<number | string>; out: () => string } {
+  const args = [
+    ...cli.argv,
+    'mount',
+    '--store',
+    `file:${lane.store}`,
+    '--flush-interval-ms',
+    String(shape.flushIntervalMs),
+    '--checkpoint-deltas-max',
+    String(shape.checkpointDeltasMax),
+    lane.mnt,
+  ];
   if (mkfs) args.push('--mkfs');
-  if (syncOnClose) args.push('--sync-on-close');
+  if (shape.syncOnClose) args.push('--sync-on-close');
   const proc = spawn(process.execPath, args, {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -133,10 +159,16 @@ async function startMount(cli: Cli, lane: Lane, mkfs: boolean, flushIntervalMs: 
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig ?? -1)));
+  return { proc, exited, out: () => out };
+}
+
+async function startMount(cli: Cli, lane: Lane, mkfs: boolean, shape: ServerShape): Promise<Server> {
+  const { proc, exited, out: output } = spawnMount(cli, lane, mkfs, shape);
+  let out = output();
   const deadline = Date.now() + 90_000;
   let gone: number | string | undefined;
   void exited.then((c) => (gone = c));
-  while (!/\bmounted\b/.test(out)) {
+  while (!/\bmounted\b/.test((out = output()))) {
     if (gone !== undefined) throw new Error(`silt mount exited (${gone}) before mounting:\n${out}`);
     if (Date.now() > deadline) {
       proc.kill('SIGKILL');
@@ -144,7 +176,7 @@ async function startMount(cli: Cli, lane: Lane, mkfs: boolean, flushIntervalMs: 
     }
     await sleep(10);
   }
-  return { proc, syncOnClose, exited, log: () => out };
+  return { proc, syncOnClose: shape.syncOnClose, exited, log: output };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -268,6 +300,8 @@ export async function runCrashCampaign(opts: CrashCampaignOptions): Promise<Cras
     fsckRuns: 0,
     staleCleanups: { fusermount3: 0, umount: 0, server: 0 },
     serverStartMs: { mean: 0, max: 0 },
+    recoveryCrashes: 0,
+    recoveryCrashesAfterMount: 0,
     wallMs: 0,
     driverCpuMs: 0,
   };
@@ -293,9 +327,9 @@ export async function runCrashCampaign(opts: CrashCampaignOptions): Promise<Cras
 
   const where = (lane: Lane): string => `seed ${opts.seed}, lane ${lane.index}, cycle ${lane.cycles} (replay: SILT_SEED=${opts.seed})`;
 
-  async function start(lane: Lane, mkfs: boolean, flush: number, syncOnClose: boolean): Promise<Server> {
+  async function start(lane: Lane, mkfs: boolean, shape: ServerShape): Promise<Server> {
     const t = Date.now();
-    const s = await startMount(cli, lane, mkfs, flush, syncOnClose);
+    const s = await startMount(cli, lane, mkfs, shape);
     starts.push(Date.now() - t);
     servers.add(s);
     void s.exited.then(() => servers.delete(s));
@@ -311,9 +345,42 @@ export async function runCrashCampaign(opts: CrashCampaignOptions): Promise<Cras
     }
   }
 
-  /** A server with a random flush interval and close mode. */
+  /** A random flush interval, close mode and checkpoint policy. */
+  function randomShape(lane: Lane): ServerShape {
+    return {
+      flushIntervalMs: lane.rnd.pick([30, 100, 250, 1000]),
+      syncOnClose: lane.rnd.chance(0.25),
+      checkpointDeltasMax: lane.rnd.pick([1, 3, 16, 256]),
+    };
+  }
+
   function startRandom(lane: Lane, mkfs: boolean): Promise<Server> {
-    return start(lane, mkfs, lane.rnd.pick([30, 100, 250, 1000]), lane.rnd.chance(0.25));
+    return start(lane, mkfs, randomShape(lane));
+  }
+
+  /**
+   * A crash during recovery: start a server on the crashed volume and kill -9 it before it reports
+   * the mount, while it reads and replays the commit chain (or writes the checkpoint after it).
+   * The store must still pass fsck and the next recovery must find the same state.
+   */
+  async function crashDuringRecovery(lane: Lane): Promise<void> {
+    const delayMs = lane.rnd.int(Math.max(50, Math.round(meanStartMs() * 1.2)));
+    const { proc, exited, out } = spawnMount(cli, lane, false, randomShape(lane));
+    await Promise.race([exited, sleep(delayMs)]);
+    const mountedFirst = /\bmounted\b/.test(out());
+    proc.kill('SIGKILL');
+    const code = await exited;
+    if (code !== 'SIGKILL' && !/\bmounted\b/.test(out())) {
+      throw new CrashCampaignFailure(`${where(lane)}: recovery exited (${code}) before the kill:\n${out().slice(-3000)}`);
+    }
+    if (mountedFirst) report.recoveryCrashesAfterMount++;
+    else report.recoveryCrashes++;
+    await fsck(lane, 'after kill -9 during recovery');
+    if (findMount(lane.mnt)) await shOk(`fusermount3 -uz ${q(lane.mnt)}`);
+  }
+
+  function meanStartMs(): number {
+    return starts.length === 0 ? 500 : starts.reduce((a, b) => a + b, 0) / starts.length;
   }
 
   /**
@@ -379,6 +446,9 @@ export async function runCrashCampaign(opts: CrashCampaignOptions): Promise<Cras
     report.staleCleanups[cleanup]++;
     if (cleanup === 'fusermount3') await shOk(`fusermount3 -uz ${q(lane.mnt)}`);
     else if (cleanup === 'umount') await shOk(`umount -l ${q(lane.mnt)}`);
+    // Now and then a second crash while the volume recovers (the 'server' cleanup is left to the
+    // verifier, which must report it).
+    if (cleanup !== 'server' && (lane.cycles === 1 || rnd.chance(0.3))) await crashDuringRecovery(lane);
 
     // Recovery: mount again, find the state the volume came back in.
     const verifier = await startRandom(lane, false);

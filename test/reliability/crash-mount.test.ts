@@ -34,6 +34,7 @@ describe('crash campaign: kill -9 of silt mount under a syscall workload', { ski
     // A loaded machine gets fewer crash points in the same time; a harness that crashes nothing fails.
     assert.ok(report.crashPoints >= Math.min(crashPoints, 10), `only ${report.crashPoints} crash points in ${seconds} s`);
     assert.ok(report.fsyncsAcknowledged > 0 && report.durableBytesVerified > 0, 'the workload made data durable before crashes');
+    assert.ok(report.recoveryCrashes + report.recoveryCrashesAfterMount > 0, 'no crash during recovery');
     assert.ok(report.staleCleanups.fusermount3 > 0 && report.staleCleanups.umount > 0 && report.staleCleanups.server > 0);
   });
 });
