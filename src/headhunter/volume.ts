@@ -53,6 +53,8 @@ export interface VolumeOptions {
   checkpointDeltasMax: number;
   /** ... or when their journals hold this many bytes. */
   checkpointJournalBytesMax: number;
+  /** Longest a commit waits for more sync() callers when several were waiting last time (group commit). */
+  groupCommitLingerMs: number;
   logger: Logger;
   failpoints: Failpoints;
 }
@@ -67,6 +69,7 @@ export const defaultVolumeOptions: VolumeOptions = {
   checkpointIntervalMs: 30_000,
   checkpointDeltasMax: 256,
   checkpointJournalBytesMax: 8 * 1024 * 1024,
+  groupCommitLingerMs: 3,
   logger: nullLogger,
   failpoints: new Failpoints(),
 };
@@ -177,6 +180,12 @@ export class Volume {
   private changeSeq = 0;
   private durableChangeSeq = 0;
   private committing: Promise<void> | null = null;
+  /** sync() calls waiting for a commit now. */
+  private syncCallers = 0;
+  /** Group commit (see linger): callers waiting when the last commit landed, and its latency. */
+  private expectedCallers = 0;
+  private lastCommitMs = 0;
+  private forming: { expected: number; ready: () => void } | null = null;
   private headSeq = 0;
   /** The sequence the stored `head` object is known to name (what recovery will probe from). */
   private durableHeadSeq = 0;
@@ -358,23 +367,57 @@ export class Volume {
    */
   async sync(): Promise<void> {
     const target = this.changeSeq;
-    if (this.durableChangeSeq < target) metrics.syncWaiters.inc();
-    while (this.durableChangeSeq < target) {
-      if (this.fencedError) throw new FsError('EIO', this.fencedError.message, { cause: this.fencedError });
-      if (!this.committing) {
-        this.committing = this.runCommit().finally(() => {
-          this.committing = null;
-        });
+    if (this.durableChangeSeq >= target) return;
+    metrics.syncWaiters.inc();
+    this.syncCallers++;
+    try {
+      if (this.forming && this.syncCallers >= this.forming.expected) this.forming.ready();
+      while (this.durableChangeSeq < target) {
+        if (this.fencedError) throw new FsError('EIO', this.fencedError.message, { cause: this.fencedError });
+        if (!this.committing) {
+          this.committing = this.runCommit().finally(() => {
+            this.committing = null;
+          });
+        }
+        try {
+          await this.committing;
+        } catch (err) {
+          throw err instanceof FsError ? err : new FsError('EIO', `commit failed: ${errMessage(err)}`, { cause: err });
+        }
       }
-      try {
-        await this.committing;
-      } catch (err) {
-        throw err instanceof FsError ? err : new FsError('EIO', `commit failed: ${errMessage(err)}`, { cause: err });
-      }
+    } finally {
+      this.syncCallers--;
     }
   }
 
+  /**
+   * Group commit. When the last commit ended with several callers waiting (writers closing files
+   * at the same time in sync-on-close mode), the ones it acknowledged are about to come back with
+   * their next file while the rest wait: the next commit waits a moment (a fraction of a commit's
+   * latency, at most groupCommitLingerMs) until as many callers wait as did then, so that one PUT
+   * carries all of them instead of one PUT for the first and a whole commit's wait for the others.
+   * A lone writer never waits here.
+   */
+  private async linger(): Promise<void> {
+    const expected = this.expectedCallers;
+    const ms = Math.min(this.opts.groupCommitLingerMs, this.lastCommitMs / 4);
+    if (expected < 2 || ms <= 0 || this.syncCallers >= expected) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.forming?.ready(), ms);
+      this.forming = {
+        expected,
+        ready: () => {
+          clearTimeout(timer);
+          this.forming = null;
+          resolve();
+        },
+      };
+    });
+    metrics.commitLingers.inc();
+  }
+
   private async runCommit(): Promise<void> {
+    await this.linger();
     const sealed = await this.lock.run(async () => {
       // Checked under the lock: a halt happens under it too, so no commit can follow one.
       if (this.fencedError) throw new FsError('EIO', this.fencedError.message, { cause: this.fencedError });
@@ -464,7 +507,9 @@ export class Volume {
       }
       throw err;
     }
-    endTimer();
+    this.lastCommitMs = endTimer() * 1000;
+    // Callers waiting now: the ones this commit covers and the ones that arrived while it was in flight.
+    this.expectedCallers = this.syncCallers;
     metrics.commits.inc();
     metrics.commitBytes.inc(sealed.c.segment.bytes.length);
     metrics.commitSequence.set(sealed.record.seq);

@@ -60,6 +60,7 @@ export const metrics = {
   }),
   commitBytes: new Counter({ name: 'silt_commit_bytes_total', help: 'Bytes of commit segments PUT', registers: [registry] }),
   dataSegmentBytes: new Counter({ name: 'silt_data_segment_bytes_total', help: 'Bytes of data segments PUT', registers: [registry] }),
+  commitLingers: new Counter({ name: 'silt_commit_lingers_total', help: 'Commits that waited for more sync callers to join (group commit)', registers: [registry] }),
   syncWaiters: new Counter({ name: 'silt_syncs_total', help: 'fsync/flush/sync-on-close calls that waited for a commit', registers: [registry] }),
   commitSequence: new Gauge({ name: 'silt_commit_sequence', help: 'Sequence of the newest durable commit', registers: [registry] }),
   commitTimestamp: new Gauge({ name: 'silt_commit_timestamp_seconds', help: 'Unix time of the newest durable commit (age = now - this)', registers: [registry] }),
