@@ -21,6 +21,7 @@ import {
   XATTR_TOTAL_MAX,
   asFsError,
   nullLogger,
+  type Borrowed,
   type Logger,
 } from '../util/index.ts';
 import { inGroup, isOwnerOrRoot, permits, requireAccess, requireStickyRight } from './perm.ts';
@@ -541,7 +542,7 @@ export class SiltFileSystem implements FileSystem {
     }
   }
 
-  async readv(who: Identity, ino: number, offset: number, length: number): Promise<Uint8Array[]> {
+  async readv(who: Identity, ino: number, offset: number, length: number): Promise<Borrowed> {
     if (this.snapshotDir.owns(ino)) return this.snapshotDir.readv(who, ino, offset, length);
     const pieces = await this.readPieces(who, ino, offset, length);
     try {

@@ -21,7 +21,7 @@
  * A snapshot deleted while it is being browsed answers ESTALE from then on.
  */
 import type { SnapshotRef, Volume } from '../headhunter/index.ts';
-import { FsError, S_IFDIR, assert } from '../util/index.ts';
+import { FsError, S_IFDIR, assert, type Borrowed } from '../util/index.ts';
 import {
   O_ACCMODE,
   O_RDONLY,
@@ -222,7 +222,7 @@ export class SnapshotDirectory {
     return fs.read(who, inner, offset, length);
   }
 
-  async readv(who: Identity, ino: number, offset: number, length: number): Promise<Uint8Array[]> {
+  async readv(who: Identity, ino: number, offset: number, length: number): Promise<Borrowed> {
     if (ino === SNAPSHOT_DIR_INO) throw new FsError('EISDIR', `/${SNAPSHOT_DIR_NAME} is a directory`);
     const { fs, inner } = await this.resolve(ino);
     return fs.readv(who, inner, offset, length);

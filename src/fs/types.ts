@@ -4,6 +4,10 @@
  * nanoseconds since the epoch. Every method rejects with FsError (an errno) and nothing else.
  */
 
+import type { Borrowed } from '../util/index.ts';
+
+export type { Borrowed };
+
 /** Who is asking: permission checks use these. uid 0 bypasses mode checks as on Linux. */
 export interface Identity {
   uid: number;
@@ -159,10 +163,11 @@ export interface FileSystem {
   release(ino: number, wrote: boolean): Promise<void>;
   read(who: Identity, ino: number, offset: number, length: number): Promise<Uint8Array>;
   /**
-   * The same bytes as `read`, as a list of pieces that together hold them, in order (views of
-   * cached data: nothing is copied). Consume them at once (write them out) and never modify them.
+   * The same bytes as `read`, borrowed: pieces that together hold them, in order (views of cached
+   * data: nothing is copied). Write them out, never modify them, then `release` them (also when
+   * writing fails): the cache reuses that memory once every borrower has.
    */
-  readv(who: Identity, ino: number, offset: number, length: number): Promise<Uint8Array[]>;
+  readv(who: Identity, ino: number, offset: number, length: number): Promise<Borrowed>;
   /** Returns bytes written (always data.length on success). */
   write(who: Identity, ino: number, offset: number, data: Uint8Array): Promise<number>;
   /** Returns only after everything written so far is durable in the store (one group commit). */

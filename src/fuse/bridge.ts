@@ -15,7 +15,7 @@
  * - identity: uid/gid/pid from the request header, supplementary groups from /proc.
  */
 import { FsError } from '../util/index.ts';
-import type { Logger } from '../util/index.ts';
+import type { Borrowed, Logger } from '../util/index.ts';
 import { LockTable, LOCK_OFFSET_MAX, type PosixLockType } from '../fs/index.ts';
 import {
   O_CREAT,
@@ -312,7 +312,7 @@ export class FsBridge implements RawFileSystem {
     return { entry: this.entry(attr), open: { fh, openFlags: FOPEN.KEEP_CACHE } };
   }
 
-  async read(req: FuseRequest, nodeid: number, _fh: number, offset: number, size: number): Promise<Uint8Array[]> {
+  async read(req: FuseRequest, nodeid: number, _fh: number, offset: number, size: number): Promise<Borrowed> {
     return this.fs.readv(this.who(req), nodeid, offset, size);
   }
 

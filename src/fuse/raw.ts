@@ -3,6 +3,7 @@
  * and what the bridge (bridge.ts) implements. Node ids and handles are plain numbers; every method
  * may throw (FsError -> -errno, see errors.ts). Like go-fuse's RawFileSystem.
  */
+import type { Borrowed } from '../util/index.ts';
 import type { AttrOut, DirBuffer, EntryOut, FileLock, OpenOut, StatfsOut } from './wire.ts';
 
 /** Who sent a request and a way to learn that the kernel interrupted it. */
@@ -65,8 +66,11 @@ export interface RawFileSystem {
   ): Promise<void>;
   link(req: FuseRequest, nodeid: number, newParent: number, newName: string): Promise<EntryOut>;
   open(req: FuseRequest, nodeid: number, flags: number, openFlags: number): Promise<OpenOut>;
-  /** The bytes as pieces, written to the device in one writev (not copied together). */
-  read(req: FuseRequest, nodeid: number, fh: number, offset: number, size: number): Promise<Uint8Array[]>;
+  /**
+   * The bytes, borrowed: pieces written to the device in one writev (not copied together), then
+   * released (fs readv).
+   */
+  read(req: FuseRequest, nodeid: number, fh: number, offset: number, size: number): Promise<Borrowed>;
   write(
     req: FuseRequest,
     nodeid: number,

@@ -620,7 +620,11 @@ export class FuseSession {
         const rsize = b.readUInt32LE(16);
         if (rsize > this.sizes.maxReadBytes) this.sizes.maxReadBytes = rsize;
         const data = await f.read(req, n, u64(b, 0), u64(b, 8), b.readUInt32LE(16));
-        this.send(u, 0, data);
+        try {
+          this.send(u, 0, data.parts);
+        } finally {
+          data.release();
+        }
         return;
       }
       case Op.WRITE: {

@@ -6,8 +6,11 @@ import {
   S_IFDIR,
   S_IFMT,
   assert,
+  copyOut,
   metrics,
+  releaseAll,
   systemClock,
+  type Borrowed,
   type Clock,
 } from '../util/index.ts';
 import {
@@ -591,21 +594,19 @@ export class Inodes {
 
   /** Assemble the bytes of read pieces (outside the lock: record reads may go to the store). */
   async fetch(pieces: ReadPiece[]): Promise<Uint8Array> {
-    const parts = await this.fetchv(pieces);
-    if (parts.length === 1) return Uint8Array.from(parts[0]!);
-    return Buffer.concat(parts);
+    return copyOut(await this.fetchv(pieces));
   }
 
   /**
-   * The bytes of read pieces as a list of views (outside the lock): cached record payloads and
-   * shared zeros, nothing copied. The views must not be modified, and are meant to be consumed
-   * at once (written to a socket or the FUSE device), not kept.
+   * The bytes of read pieces, borrowed (outside the lock): views of cached record payloads and
+   * shared zeros, nothing copied. Write them out, then release them (segment/reader.ts: slabs).
    */
-  async fetchv(pieces: ReadPiece[]): Promise<Uint8Array[]> {
+  async fetchv(pieces: ReadPiece[]): Promise<Borrowed> {
     // One ranged GET for a run of records rather than one per record, then each record from the cache.
     const exts = pieces.filter((p): p is Extract<ReadPiece, { ext: Extent }> => 'ext' in p);
     if (exts.length > 1) await this.volume.reader.prefetchMany(exts.map((p) => p.ext.rec));
     const out = new Array<Uint8Array[]>(pieces.length);
+    const loans: Borrowed[] = [];
     const reads: Promise<void>[] = [];
     pieces.forEach((p, i) => {
       if ('zero' in p) {
@@ -613,13 +614,22 @@ export class Inodes {
         return;
       }
       reads.push(
-        this.volume.reader.readParts(p.ext.rec, RecordType.DATA).then((parts) => {
-          out[i] = slice(parts, p.from, p.n);
+        this.volume.reader.readParts(p.ext.rec, RecordType.DATA).then((loan) => {
+          loans.push(loan);
+          out[i] = slice(loan.parts, p.from, p.n);
         }),
       );
     });
-    await Promise.all(reads);
-    return out.flat();
+    const release = releaseAll(loans);
+    try {
+      await Promise.all(reads);
+    } catch (err) {
+      // Reads still in flight take loans after this: give those back as they arrive.
+      await Promise.allSettled(reads);
+      release();
+      throw err;
+    }
+    return { parts: out.flat(), release };
   }
 
   /** lseek SEEK_DATA (data=true) / SEEK_HOLE; ENXIO past the end or when no data follows. */

@@ -23,7 +23,7 @@ import type {
   StatFs,
   XattrFlags,
 } from '../fs/index.ts';
-import { FsError, nullLogger, type Logger } from '../util/index.ts';
+import { FsError, nullLogger, owned, type Borrowed, type Logger } from '../util/index.ts';
 import {
   DATA_BYTES_MAX,
   FrameReader,
@@ -542,8 +542,8 @@ export class RpcClient implements FileSystem {
     await this.call('RpcRelease', { inode: ino, wrote });
   }
 
-  async readv(who: Identity, ino: number, offset: number, length: number): Promise<Uint8Array[]> {
-    return [await this.read(who, ino, offset, length)];
+  async readv(who: Identity, ino: number, offset: number, length: number): Promise<Borrowed> {
+    return owned([await this.read(who, ino, offset, length)]);
   }
 
   async read(who: Identity, ino: number, offset: number, length: number): Promise<Uint8Array> {

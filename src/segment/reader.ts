@@ -1,5 +1,5 @@
 import type { ObjectStore } from '../objstore/index.ts';
-import { CorruptionError, StoreError, crc32, metrics } from '../util/index.ts';
+import { CorruptionError, StoreError, crc32, metrics, type Borrowed } from '../util/index.ts';
 import type { Loc } from './builder.ts';
 import {
   RECORD_HEADER_BYTES,
@@ -13,6 +13,7 @@ import {
   segmentKey,
   type SummaryEntry,
 } from './format.ts';
+import { SlabPool, type Slab } from './slabs.ts';
 import type { LogSegmentWriter } from './writer.ts';
 
 export interface SegmentReaderOptions {
@@ -30,22 +31,33 @@ export interface SegmentReaderOptions {
 
 /** Records this close together (bytes) in one segment share a GET; what lies between is cached too. */
 const COALESCE_GAP_BYTES = 64 * 1024;
+/** Slabs come in multiples of this. */
+const SLAB_ALIGN = 64 * 1024;
 
 /**
  * Reads records by location: from memory while their segment is open or not yet durable, else by
  * ranged GET. Every record is checksum-verified once, when the bytes arrive, before it is returned
  * or cached; the cache is an LRU bounded in (payload) bytes.
  *
- * A GET covers a *window*: a run of whole records of one segment. Data records are cached as views
- * into the window's buffer (no copy; callers must not modify what they get), so a sequential read
- * costs one copy from the socket and one into the kernel's reply. Records of commit segments (tree
- * nodes) are copied out, so that a small node never pins a large window.
+ * A GET covers a *window*: a run of whole records of one segment. A read-ahead window is copied
+ * into a reused slab (slabs.ts: why) and its data records are cached as views of it; other
+ * windows' records are views of the chunks they arrived in. Callers borrow records (`readParts`)
+ * and give them back, so a slab is reused only when no cached record and no borrower sees it; a
+ * record whose slab went back to the pool before a waiting reader could borrow it is fetched
+ * again, never read from reused memory (a slab's generation tells).
+ * Records of commit segments (tree nodes) are copied out, so that a small node never pins a large
+ * window.
  *
  * Read-ahead: `readAhead(locs)` fetches the records a caller will want next (the inode layer walks
  * a file's extent map ahead of a sequential reader, across segment boundaries) in windows of up to
  * `readAheadBytes`, within a memory bound of half the cache for windows in flight. A demand read of
  * a record whose window is in flight waits for that window rather than issuing its own GET.
  * Read-ahead never reads a segment no extent or node references: only those are known committed.
+ *
+ * Drop-behind: a record that read-ahead fetched and a reader has then used stays cached only until
+ * readers have used `behindBytesMax` more such bytes (two windows): a sequential reader never
+ * comes back (the kernel's page cache answers re-reads), so its windows' slabs are reused at
+ * once instead of filling the whole cache first.
  */
 export class SegmentReader {
   private readonly cache = new Map<string, CachedRecord>();
@@ -59,6 +71,13 @@ export class SegmentReader {
   /** Bound on `aheadBytes`: half the cache, so read-ahead never evicts what it fetched before use. */
   readonly aheadBytesMax: number;
   private readonly windowBytes: number;
+  /** Read-ahead windows' slabs (null: read-ahead is off). */
+  private readonly slabs: SlabPool | null;
+  /** Used read-ahead records, oldest first (drop-behind), and their payload bytes. */
+  private readonly behind: Array<{ key: string; rec: CachedRecord }> = [];
+  private behindHead = 0;
+  private behindBytes = 0;
+  readonly behindBytesMax: number;
   readonly counters = { gets: 0, bytesFetched: 0, cacheHits: 0, cacheMisses: 0, readAheadGets: 0, aheadBytesPeak: 0 };
 
   constructor(
@@ -67,6 +86,19 @@ export class SegmentReader {
   ) {
     this.aheadBytesMax = Math.floor(opts.cacheBytesMax / 2);
     this.windowBytes = Math.max(0, Math.min(Math.floor(opts.readAheadBytes), this.aheadBytesMax));
+    this.behindBytesMax = 2 * this.windowBytes;
+    if (this.windowBytes > 0) {
+      // A read-ahead window holds up to windowBytes of payload plus record headers (see readAhead).
+      const slabBytes = Math.ceil((this.windowBytes + Math.ceil(this.windowBytes / 32) + RECORD_HEADER_BYTES) / SLAB_ALIGN) * SLAB_ALIGN;
+      this.slabs = new SlabPool(slabBytes, Math.ceil(opts.cacheBytesMax / slabBytes) + 4);
+    } else this.slabs = null;
+  }
+
+  /** Slab pool figures (tests, stats): slabs allocated, reused, in use now, and windows that found none free. */
+  get slabStats(): { slabBytes: number; size: number; inUse: number; allocated: number; reused: number; exhausted: number } {
+    const p = this.slabs;
+    if (!p) return { slabBytes: 0, size: 0, inUse: 0, allocated: 0, reused: 0, exhausted: 0 };
+    return { slabBytes: p.slabBytes, size: p.size, inUse: p.inUse, ...p.stats };
   }
 
   /** Largest read-ahead window (0: read-ahead is off). */
@@ -74,20 +106,41 @@ export class SegmentReader {
     return this.windowBytes;
   }
 
-  /** A verified record payload, one buffer. `expectType` guards against a stray location. Do not modify it. */
+  /** A verified record payload, one buffer of the caller's own. `expectType` guards against a stray location. */
   async read(loc: Loc, expectType: RecordType): Promise<Uint8Array> {
     const rec = await this.lookup(loc, expectType);
-    return rec.parts.length === 1 ? rec.parts[0]! : Buffer.concat(rec.parts, rec.length);
+    if (!rec.slab) return rec.parts.length === 1 ? rec.parts[0]! : Buffer.concat(rec.parts, rec.length);
+    try {
+      return rec.parts.length === 1 ? Uint8Array.from(rec.parts[0]!) : Buffer.concat(rec.parts, rec.length);
+    } finally {
+      rec.slab.unref();
+    }
   }
 
   /**
-   * A verified record payload as the pieces it arrived in (views, nothing copied): what a read
-   * reply is written from. Do not modify them.
+   * A verified record payload, borrowed: views of the cache (nothing copied), what a read reply is
+   * written from. Do not modify them; call `release` once they are written out.
    */
-  async readParts(loc: Loc, expectType: RecordType): Promise<readonly Uint8Array[]> {
-    return (await this.lookup(loc, expectType)).parts;
+  async readParts(loc: Loc, expectType: RecordType): Promise<Borrowed> {
+    const rec = await this.lookup(loc, expectType);
+    const slab = rec.slab;
+    if (!slab) return { parts: rec.parts, release: noRelease };
+    let released = false;
+    return {
+      parts: rec.parts,
+      release: () => {
+        if (released) return;
+        released = true;
+        slab.unref();
+      },
+    };
   }
 
+  /**
+   * The record at `loc`. A slab-backed one comes with a reference the caller must drop
+   * (`slab.unref`), taken in the same turn as the record is found and only while the slab still
+   * holds that record's bytes (see pin).
+   */
   private async lookup(loc: Loc, expectType: RecordType): Promise<CachedRecord> {
     const mem = this.writer?.readInMemory(loc);
     // Copy: the segment's buffer is recycled once it is durable, which may happen before the
@@ -107,7 +160,9 @@ export class SegmentReader {
     if (w) {
       const found = await w.records.catch(() => undefined);
       const got = found?.get(ck) ?? this.cache.get(ck);
-      if (got && got.type === expectType) {
+      // Evicted and its slab reused before this continuation ran: fetch it (below).
+      if (got && got.type === expectType && pin(got)) {
+        if (got.readAhead) this.firstUse(ck, got);
         this.counters.cacheHits++;
         metrics.cacheHits.inc();
         return got;
@@ -124,17 +179,22 @@ export class SegmentReader {
     if (got.type !== expectType) {
       throw new CorruptionError(`${this.what(loc)}: expected record type ${expectType}, found ${got.type}`, { offset: loc.off });
     }
+    // A demand fetch keeps the chunks it arrived in (no slab: see fetchWindow); a record that
+    // was cached by a read-ahead window meanwhile is pinned like any cached one.
+    if (!pin(got)) throw new Error(`${this.what(loc)}: a cached record's slab was reused while it was cached`);
     if (node) this.nodeReadAhead(loc);
     return got;
   }
 
-  /** A cached record of the right type (counted as a hit), or undefined. */
+  /** A cached record of the right type (counted as a hit, with a reference on its slab), or undefined. */
   private take(ck: string, expectType: RecordType): CachedRecord | undefined {
     const hit = this.cache.get(ck);
     if (!hit || hit.type !== expectType) return undefined;
+    // Before drop-behind, which may evict it. The cache holds a reference: the slab is its own.
+    if (!pin(hit)) throw new Error(`record ${ck}: a cached record's slab was reused while it was cached`);
     // A record read ahead keeps its place on its first use: read-ahead inserts in file order, so
     // the records a scan has consumed are evicted before the ones it has yet to reach.
-    if (hit.readAhead) hit.readAhead = false;
+    if (hit.readAhead) this.firstUse(ck, hit);
     else {
       this.cache.delete(ck);
       this.cache.set(ck, hit);
@@ -250,13 +310,38 @@ export class SegmentReader {
 
   /** Drop everything cached for a segment (it was deleted). */
   forgetSegment(seg: number): void {
-    for (const k of [...this.cache.keys()]) {
-      if (k.startsWith(`${seg}:`)) {
-        this.cacheBytes -= this.cache.get(k)?.length ?? 0;
-        this.cache.delete(k);
-      }
-    }
+    for (const k of [...this.cache.keys()]) if (k.startsWith(`${seg}:`)) this.evict(k);
     this.lastEnd.delete(seg);
+  }
+
+  /**
+   * The first use of a read-ahead record: it keeps its place in the LRU (read-ahead inserts in
+   * file order, so a scan's used records go before the ones it has yet to reach) and joins the
+   * drop-behind queue; the oldest beyond the bound leave the cache.
+   */
+  private firstUse(key: string, rec: CachedRecord): void {
+    rec.readAhead = false;
+    if (this.behindBytesMax <= 0 || this.cache.get(key) !== rec) return;
+    this.behind.push({ key, rec });
+    this.behindBytes += rec.length;
+    while (this.behindBytes > this.behindBytesMax && this.behindHead < this.behind.length) {
+      const old = this.behind[this.behindHead++]!;
+      this.behindBytes -= old.rec.length;
+      // Only if the cache still holds that very record (it may have been evicted and fetched again).
+      if (this.cache.get(old.key) === old.rec) this.evict(old.key);
+    }
+    if (this.behindHead > 1024 && this.behindHead * 2 > this.behind.length) {
+      this.behind.splice(0, this.behindHead);
+      this.behindHead = 0;
+    }
+  }
+
+  private evict(k: string): void {
+    const rec = this.cache.get(k);
+    if (!rec) return;
+    this.cache.delete(k);
+    this.cacheBytes -= rec.length;
+    rec.slab?.unref();
   }
 
   private what(loc: Loc): string {
@@ -295,6 +380,7 @@ export class SegmentReader {
   private fetchWindow(seg: number, off: number, len: number, readAhead: boolean): Window {
     const key = segmentKey(this.opts.volumePrefix, seg);
     const w: Window = { off, end: off + len, records: Promise.resolve(new Map()) };
+    let slab: Slab | null = null;
     w.records = (async () => {
       const found = new Map<string, CachedRecord>();
       let parts: Uint8Array[];
@@ -308,6 +394,10 @@ export class SegmentReader {
         }
         throw err;
       }
+      // Only read-ahead windows go into slabs: a reader waiting for a demand fetch takes its
+      // record from the window itself, which must stay valid however the cache moves meanwhile.
+      if (readAhead && !isCommitSegment(seg)) slab = this.intoSlab(parts);
+      if (slab) parts = [slab.buf.subarray(0, slab.used)];
       const bytes = new Pieces(parts);
       this.counters.gets++;
       this.counters.bytesFetched += bytes.length;
@@ -332,7 +422,7 @@ export class SegmentReader {
           // Node records are copied out (a node must not pin its window).
           const payload = Buffer.concat(parts, recLen - RECORD_HEADER_BYTES);
           cached = { type, parts: [new Uint8Array(payload.buffer, payload.byteOffset, payload.length)], length: payload.length };
-        } else cached = { type, parts, length: recLen - RECORD_HEADER_BYTES };
+        } else cached = { type, parts, length: recLen - RECORD_HEADER_BYTES, ...(slab ? { slab, gen: slab.gen } : {}) };
         if (readAhead) cached.readAhead = true;
         found.set(cacheKey(loc), cached);
         this.put(cacheKey(loc), cached);
@@ -343,6 +433,8 @@ export class SegmentReader {
       }
       return found;
     })().finally(() => {
+      // The window's own reference (from take): its cached records hold theirs now.
+      slab?.unref();
       const ws = this.inflight.get(seg);
       const i = ws?.indexOf(w) ?? -1;
       if (ws && i >= 0) {
@@ -356,19 +448,37 @@ export class SegmentReader {
     return w;
   }
 
-  private put(k: string, rec: CachedRecord): void {
-    const old = this.cache.get(k);
-    if (old) {
-      this.cacheBytes -= old.length;
-      this.cache.delete(k);
+  /**
+   * A window's bytes copied into a slab (one reference: the caller's), or null to keep the chunks
+   * they arrived in: a window too small to be worth a slab or too large for one, a commit segment
+   * (its records are copied out anyway), or no slab free.
+   */
+  private intoSlab(parts: readonly Uint8Array[]): Slab | null {
+    const pool = this.slabs;
+    if (!pool) return null;
+    let n = 0;
+    for (const p of parts) n += p.length;
+    if (n < pool.slabBytes / 4 || n > pool.slabBytes) return null;
+    const slab = pool.take();
+    if (!slab) return null;
+    let at = 0;
+    for (const p of parts) {
+      slab.buf.set(p, at);
+      at += p.length;
     }
+    slab.used = n;
+    return slab;
+  }
+
+  private put(k: string, rec: CachedRecord): void {
+    this.evict(k);
+    rec.slab?.ref();
     this.cache.set(k, rec);
     this.cacheBytes += rec.length;
     while (this.cacheBytes > this.opts.cacheBytesMax && this.cache.size > 1) {
       const first = this.cache.keys().next();
       if (first.done) break;
-      this.cacheBytes -= this.cache.get(first.value)?.length ?? 0;
-      this.cache.delete(first.value);
+      this.evict(first.value);
     }
   }
 }
@@ -453,7 +563,22 @@ interface CachedRecord {
   length: number;
   /** Cached by read-ahead and not used yet. */
   readAhead?: boolean;
+  /** The slab the parts are views of (referenced while cached and while borrowed)... */
+  slab?: Slab;
+  /** ... and its generation when they were made: another one means the bytes were overwritten. */
+  gen?: number;
 }
+
+/** Borrow a record: a reference on its slab, if it still holds the record's bytes (false: it does not). */
+function pin(rec: CachedRecord): boolean {
+  const slab = rec.slab;
+  if (!slab) return true;
+  if (slab.refs === 0 || slab.gen !== rec.gen) return false;
+  slab.ref();
+  return true;
+}
+
+const noRelease = (): void => {};
 
 /** One ranged GET in flight: [off, end) of a segment; resolves to the records it held. */
 interface Window {

@@ -9,6 +9,7 @@ export * from './mutex.ts';
 export * from './log.ts';
 export * from './crc.ts';
 export * from './bytes.ts';
+export * from './borrowed.ts';
 export * from './failpoints.ts';
 export * from './posix.ts';
 export * from './metrics.ts';

@@ -88,6 +88,11 @@ export const metrics = {
       if (t !== undefined && t > 0) this.set(Math.max(0, Date.now() / 1000 - t));
     },
   }),
+  readSlabBytes: new Gauge({
+    name: 'silt_read_slab_bytes',
+    help: 'Memory of the segment reader read-ahead slabs (allocated once, reused; bounded by the cache size)',
+    registers: [registry],
+  }),
   cacheHits: new Counter({ name: 'silt_cache_hits_total', help: 'Segment reader cache hits', registers: [registry] }),
   cacheMisses: new Counter({ name: 'silt_cache_misses_total', help: 'Segment reader cache misses (ranged GETs)', registers: [registry] }),
   inodeCacheHits: new Counter({ name: 'silt_inode_cache_hits_total', help: 'Inode lookups answered from memory', registers: [registry] }),

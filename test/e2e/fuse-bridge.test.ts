@@ -22,6 +22,7 @@ import { FsBridge, GroupCache, Interrupted, errnoFor, killSuidgid, parseGroups, 
 import { DirBuffer, F_RDLCK, F_UNLCK, F_WRLCK, OFFSET_MAX, SIZE, encodeAttrOut, encodeEntryOut, encodeStatfsOut, putAttr } from '../../src/fuse/wire.ts';
 import { openStore } from '../../src/objstore/index.ts';
 import { FsError } from '../../src/util/errors.ts';
+import { copyOut } from '../../src/util/borrowed.ts';
 import { nullLogger } from '../../src/util/log.ts';
 
 interface Calls {
@@ -115,7 +116,7 @@ describe('FUSE bridge over the real engine', () => {
     await bridge.release(req(), ino, fh, 0, 1n);
     assert.deepEqual(calls.release, [[ino, true]], 'still once');
     assert.deepEqual(calls.fsync, [ino], 'the late write was made durable');
-    assert.equal(Buffer.concat(await bridge.read(req(), ino, 0, 0, 100)).toString(), 'hello world');
+    assert.equal(Buffer.from(copyOut(await bridge.read(req(), ino, 0, 0, 100))).toString(), 'hello world');
     // A read-only handle that never flushed is released at RELEASE with wrote=false.
     const o = await bridge.open(req(), ino, O_RDONLY, 0);
     await bridge.release(req(), ino, o.fh, 0, 0n);

@@ -6,6 +6,7 @@
  * byte below EOF as data), coarse permission checks.
  */
 import { FsError } from '../../src/util/errors.ts';
+import { owned, type Borrowed } from '../../src/util/borrowed.ts';
 import {
   O_ACCMODE,
   O_RDONLY,
@@ -307,8 +308,8 @@ export class DevFs implements FileSystem {
     if (offset >= n.size) return new Uint8Array(0);
     return Uint8Array.from(n.data.subarray(offset, Math.min(n.size, offset + length)));
   }
-  async readv(who: Identity, ino: number, offset: number, length: number): Promise<Uint8Array[]> {
-    return [await this.read(who, ino, offset, length)];
+  async readv(who: Identity, ino: number, offset: number, length: number): Promise<Borrowed> {
+    return owned([await this.read(who, ino, offset, length)]);
   }
   async write(_who: Identity, ino: number, offset: number, data: Uint8Array): Promise<number> {
     const n = this.node(ino);

@@ -13,7 +13,7 @@ import {
 } from '../../src/fs/index.ts';
 import { checkVolume } from '../../src/fsck/index.ts';
 import { DATA_RECORD_BYTES_MAX } from '../../src/segment/index.ts';
-import { FsError } from '../../src/util/index.ts';
+import { FsError, copyOut } from '../../src/util/index.ts';
 
 async function newFs(store = new MemoryStore(), inode: Record<string, unknown> = {}): Promise<{ fs: SiltFileSystem; store: MemoryStore }> {
   const fs = await openFileSystem({ store, create: true, flushIntervalMs: 0, inode, volumeOptions: { segmentBytesMax: 256 * 1024 } });
@@ -362,7 +362,7 @@ test('sequential reads are read ahead from the extent map, across data segments,
   assert.ok(dataSegments >= 10, `the file spans ${dataSegments} data segments of 256 KiB`);
   const g0 = store.stats.gets;
   const parts: Buffer[] = [];
-  for (let off = 0; off < size; off += 128 * 1024) parts.push(Buffer.concat(await fs.readv(root, ino, off, 128 * 1024)));
+  for (let off = 0; off < size; off += 128 * 1024) parts.push(Buffer.from(copyOut(await fs.readv(root, ino, off, 128 * 1024))));
   assert.ok(Buffer.concat(parts).equals(data), 'the bytes read back');
   const gets = store.stats.gets - g0;
   // One GET per read-ahead window and per segment it touches, plus the first read and the

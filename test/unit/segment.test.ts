@@ -474,14 +474,56 @@ test('reader: readAhead fetches the named records in windows; the reads that fol
   for (let i = 0; i < n; i++) assert.deepEqual(await r.read(s.locs[i]!, RecordType.DATA), s.payloads[i]);
   assert.equal(r.counters.gets, 4, 'no GET of its own');
   assert.equal(r.counters.cacheHits, n);
-  // Asking again for what is cached fetches nothing; read-ahead off fetches nothing.
-  assert.equal(r.readAhead(s.locs), n);
+  // Asking again for what is cached (drop-behind keeps the last two windows used) fetches
+  // nothing; read-ahead off fetches nothing.
+  assert.equal(r.readAhead(s.locs.slice(n - 20)), 20);
   await settle();
   assert.equal(r.counters.gets, 4);
   const off = reader(store, { readAheadBytes: 0 });
   assert.equal(off.readAhead(s.locs), 0);
   await settle();
   assert.equal(store.stats.gets, 4);
+});
+
+test('reader: drop-behind reuses read-ahead slabs; a borrowed record is never overwritten', async () => {
+  const n = 1200;
+  const s = buildSegment(dataSegmentId(3), new Array(n).fill(1000));
+  const store = new MemoryStore();
+  await store.put(segmentKey('v/', dataSegmentId(3)), s.bytes);
+  const perWindow = 60;
+  const r = reader(store, { readAheadBytes: perWindow * 1000, cacheBytesMax: 512 * 1024 });
+  // As the inode layer reads a file: keep a few windows asked for ahead of the reader, then read.
+  let next = 0;
+  const advance = (i: number): void => {
+    if (next < n && i + 2 * perWindow >= next) next += r.readAhead(s.locs.slice(next, i + 3 * perWindow));
+  };
+  advance(0);
+  // Borrow a record of the first window and keep it across the whole scan.
+  const loan = await r.readParts(s.locs[5]!, RecordType.DATA);
+  assert.deepEqual(Buffer.concat(loan.parts as Uint8Array[]), Buffer.from(s.payloads[5]!));
+  for (let i = 0; i < n; i++) {
+    advance(i);
+    const got = await r.readParts(s.locs[i]!, RecordType.DATA);
+    assert.deepEqual(Buffer.concat(got.parts as Uint8Array[]), Buffer.from(s.payloads[i]!), `record ${i}`);
+    got.release();
+    got.release(); // idempotent
+  }
+  await settle();
+  const st = r.slabStats;
+  assert.equal(r.counters.gets, r.counters.readAheadGets, 'every GET was a read-ahead window');
+  const windows = r.counters.gets;
+  assert.ok(st.reused > 0, 'slabs were reused');
+  // Windows in flight (half the cache), two used windows kept behind, the borrowed one: far fewer
+  // slabs than windows, and never more than the pool's bound.
+  assert.ok(st.size < windows, `${st.size} slabs for ${windows} windows`);
+  // The borrowed record's window was dropped behind long ago, yet its bytes are intact.
+  assert.deepEqual(Buffer.concat(loan.parts as Uint8Array[]), Buffer.from(s.payloads[5]!));
+  const inUse = st.inUse;
+  loan.release();
+  assert.equal(r.slabStats.inUse, inUse - 1, 'the borrowed slab went back to the pool');
+  // read() hands out a copy of its own: it stays intact after the cache moves on.
+  const copy = await r.read(s.locs[n - 1]!, RecordType.DATA);
+  assert.deepEqual(Buffer.from(copy), Buffer.from(s.payloads[n - 1]!));
 });
 
 test('reader: readAhead follows the given records across segments and skips what lies between', async () => {
