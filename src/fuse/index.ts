@@ -60,7 +60,7 @@ export interface ServeOptions extends MountOptions {
   syncOnClose?: boolean;
   /** Largest WRITE (bytes). Default 1 MiB (max_pages 256). */
   maxWriteBytes?: number;
-  /** Blocking readers of /dev/fuse. Default 4. */
+  /** Blocking readers of /dev/fuse (worker threads). Default 2. */
   readers?: number;
   /** Kernel read-ahead for the mount, KiB. Default 1024 (so READs arrive as 1 MiB). 0 leaves it. */
   readAheadKib?: number;
