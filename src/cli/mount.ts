@@ -33,7 +33,7 @@ import {
 } from '../fuse/index.ts';
 import { InstrumentedStore, openStore, type ObjectStore } from '../objstore/index.ts';
 import { FsError, parseListen, serveMetrics } from '../util/index.ts';
-import type { EngineTuning } from './config.ts';
+import { ConfigError, type EngineTuning } from './config.ts';
 import { defaultLogLevel, stderrLogger, type Logger } from '../util/index.ts';
 
 export interface RunMountOptions {
@@ -121,6 +121,7 @@ const CHILD_ENV = 'SILT_MOUNT_CHILD_OPTS';
 
 export async function runMount(opts: RunMountOptions): Promise<void> {
   const mountpoint = path.resolve(opts.mountpoint);
+  fuseReadersFromEnv(); // a bad value fails before anything is opened or spawned
   if (opts.background) return startBackground({ ...opts, mountpoint });
   const log = opts.logger;
 
@@ -313,7 +314,8 @@ export async function mountLocal(
   if (stale === 'live') throw new Error(`${mp} is already mounted (see 'silt umount ${mp}')`);
   if (stale === 'cleaned') o.logger.warn('cleaned a stale mount left by a server that died', { mountpoint: mp });
   await fs.promises.mkdir(mp, { recursive: true });
-  const server = await serveFuse(fsys, mp, { logger: o.logger, fsname: `silt:${o.volume}`, syncOnClose: fsys.syncOnClose });
+  const readers = fuseReadersFromEnv();
+  const server = await serveFuse(fsys, mp, { logger: o.logger, fsname: `silt:${o.volume}`, syncOnClose: fsys.syncOnClose, ...(readers !== undefined && { readers }) });
   const pf = pidFile(mp);
   const info: PidInfo = { pid: process.pid, mountpoint: mp, store: o.store, volume: o.volume };
   fs.mkdirSync(path.dirname(pf), { recursive: true });
@@ -345,10 +347,12 @@ export async function mountLocal(
 async function serveMounted(opts: RunMountOptions, mountpoint: string, fsys: MountedFileSystem, log: Logger, lease?: VolumeLease): Promise<void> {
   let server: FuseServer;
   try {
+    const readers = fuseReadersFromEnv();
     server = await serveFuse(fsys, mountpoint, {
       logger: log,
       fsname: `silt:${opts.volume}`,
       syncOnClose: fsys.syncOnClose,
+      ...(readers !== undefined && { readers }),
     });
   } catch (e) {
     await fsys.close().catch(() => {});
@@ -424,6 +428,20 @@ async function serveMounted(opts: RunMountOptions, mountpoint: string, fsys: Mou
     throw new Error(`volume '${opts.volume}' was taken over by another process (${lostTo ? describeHolder(lostTo) : 'unknown'}); stopped`);
   }
   log.info('committed and closed', { volume: opts.volume });
+}
+
+/**
+ * SILT_FUSE_READERS (docs/CONFIG.md): how the server reads /dev/fuse. Unset: on the event loop
+ * (the default); 1-16: that many blocking reader threads, the earlier design, kept as a fallback.
+ */
+function fuseReadersFromEnv(): number | undefined {
+  const v = process.env['SILT_FUSE_READERS'];
+  if (v === undefined || v.trim() === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 16) {
+    throw new ConfigError([`SILT_FUSE_READERS=${v}: must be an integer from 0 (read on the event loop, the default) to 16 (blocking reader threads)`]);
+  }
+  return n;
 }
 
 /** Start a detached server process running runMount in the foreground; resolve once it answers. */

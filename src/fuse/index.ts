@@ -60,7 +60,7 @@ export interface ServeOptions extends MountOptions {
   syncOnClose?: boolean;
   /** Largest WRITE (bytes). Default 1 MiB (max_pages 256). */
   maxWriteBytes?: number;
-  /** Blocking readers of /dev/fuse (worker threads). Default 2. */
+  /** 0: read /dev/fuse on the event loop (default); N: N blocking reader threads (session.ts). */
   readers?: number;
   /** Kernel read-ahead for the mount, KiB. Default 1024 (so READs arrive as 1 MiB). 0 leaves it. */
   readAheadKib?: number;
@@ -119,6 +119,7 @@ export async function serveFuse(fs: FileSystem, mountpoint: string, opts: ServeO
   const ra = opts.readAheadKib ?? 1024;
   if (ra > 0 && !setReadAhead(mountpoint, ra)) opts.logger.debug('could not raise read-ahead', { mountpoint });
   const closed = session.closed.then(() => {
+    if (session.ownsDevice) return; // closed by the session's event-loop reader
     try {
       closeSync(fd);
     } catch {

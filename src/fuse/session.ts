@@ -2,15 +2,17 @@
  * The FUSE protocol layer: reads requests from /dev/fuse, negotiates INIT, decodes each request,
  * calls the RawFileSystem, encodes the reply, and tracks interrupts and notifications.
  *
- * Threads: several `worker_threads` readers each block in readSync(2) on the device (so several
- * reads are outstanding and libuv's threadpool stays free for the file system), and post each
- * request to the main thread, which handles them concurrently. Replies are written from the main
- * thread with writeSync (a reply write never waits on the file system). Notifications go through
- * one more worker, because the kernel may hold a directory lock while it processes a notification
- * and that lock may be held by a request only the main thread can answer.
+ * Reading: by default the main thread's event loop watches the device and reads one request per
+ * readiness (device-stream.ts); with `readers: N` instead, N worker threads each block in
+ * readSync(2) and post requests to the main thread. Either way the main thread handles requests
+ * concurrently and writes replies with writeSync (a reply write never waits on the file system).
+ * Notifications go through a worker, because the kernel may hold a directory lock while it
+ * processes a notification and that lock may be held by a request only the main thread can answer.
  */
 import * as fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { deviceStreamSupported, openDeviceStream } from './device-stream.ts';
+import type { DeviceStream } from './device-stream.ts';
 import { ERRNO, metrics } from '../util/index.ts';
 import type { Logger } from '../util/index.ts';
 import { EINVAL, ENOSYS, Interrupted, errnoFor } from './errors.ts';
@@ -51,9 +53,11 @@ export interface SessionOptions {
   /** Largest WRITE payload (bytes); also sets max_pages. Default 1 MiB. */
   maxWriteBytes?: number;
   /**
-   * Concurrent blocking readers of /dev/fuse. Default 2: each is a worker thread (a V8 isolate,
-   * about 9 MiB resident), and on 2 cores two readers kept the kernel's queue drained as well as
-   * four did (256 MiB write and read, 1,000 small files, 8 sync-on-close writers) for 20 MiB less.
+   * How requests are read from /dev/fuse. 0 (the default where Node allows it): on the main
+   * thread's event loop (device-stream.ts), one wakeup per request and no reader isolates. N >= 1:
+   * N worker threads, each blocking in read(2) and posting requests to the main thread (two
+   * wakeups and a message per request, ~9 MiB per thread); measured on 2 cores, the event loop
+   * took a 4 KiB file create+close from 1.11 to 0.86 CPU-ms and 5,000 opens from 1.11 to 0.44 s.
    */
   readers?: number;
   /** Kernel background request limit (async reads, releases). Default 64. */
@@ -182,6 +186,10 @@ export class FuseSession {
   private readonly maxBackground: number;
   private readonly trace: boolean;
   private readonly readers: Worker[] = [];
+  /** The event-loop reader (readers: 0); it owns the device descriptor once started. */
+  private device: DeviceStream | undefined;
+  /** Set at the end of finish(): the descriptor is closed (or about to be); replies are dropped. */
+  private deviceGone = false;
   private notifier: Worker | undefined;
   private notifyId = 0;
   private readonly notifyWaiters = new Map<number, (error: string | null) => void>();
@@ -209,7 +217,7 @@ export class FuseSession {
     this.logger = opts.logger;
     this.maxWrite = opts.maxWriteBytes ?? 1 << 20;
     if (this.maxWrite % PAGE !== 0 || this.maxWrite < PAGE) throw new Error('maxWriteBytes must be a multiple of 4096');
-    this.readerCount = Math.max(1, opts.readers ?? 2);
+    this.readerCount = Math.max(0, opts.readers ?? (deviceStreamSupported() ? 0 : 2));
     this.maxBackground = Math.min(0xffff, opts.maxBackground ?? 64);
     this.trace = opts.trace ?? false;
     this.closed = new Promise((r) => (this.endedResolve = r));
@@ -227,6 +235,15 @@ export class FuseSession {
   /** Start the readers. Call before mount(2) so INIT is answered at once. */
   start(): void {
     const size = this.maxWrite + HEADER_ROOM;
+    if (this.readerCount === 0) {
+      this.device = openDeviceStream(this.fd, size, {
+        onRequest: (b, giveBack) => this.onPacket(b, giveBack),
+        onEnd: (why) => this.onReaderEnd(why),
+      });
+      // A mounted session keeps the process alive until the connection ends: the device stream's
+      // socket is referenced until finish() closes it.
+      return;
+    }
     for (let i = 0; i < this.readerCount; i++) {
       const w = new Worker(READER_SOURCE, { eval: true, workerData: { fd: this.fd, size } });
       w.on('message', (m: ArrayBuffer | { ab: ArrayBuffer; n: number } | { end: string }) => {
@@ -243,13 +260,7 @@ export class FuseSession {
           this.onReaderEnd(m.end);
           return;
         }
-        try {
-          this.onRequest(b, giveBack);
-        } catch (e) {
-          // Only a malformed request gets here (handlers reject, they do not throw): never crash.
-          this.logger.error('fuse: cannot handle request', { error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
-          if (b.length >= 16) this.send(u64Safe(b, 8), EINVAL);
-        }
+        this.onPacket(b, giveBack);
       });
       w.on('error', (e) => {
         this.logger.error('fuse reader failed', { error: String(e) });
@@ -257,6 +268,21 @@ export class FuseSession {
       });
       // Referenced: a mounted session keeps the process alive until the connection ends.
       this.readers.push(w);
+    }
+  }
+
+  /** True when the session closes the device descriptor itself (at the end of finish()). */
+  get ownsDevice(): boolean {
+    return this.readerCount === 0;
+  }
+
+  private onPacket(b: Buffer, giveBack: (() => void) | undefined): void {
+    try {
+      this.onRequest(b, giveBack);
+    } catch (e) {
+      // Only a malformed request gets here (handlers reject, they do not throw): never crash.
+      this.logger.error('fuse: cannot handle request', { error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+      if (b.length >= 16) this.send(u64Safe(b, 8), EINVAL);
     }
   }
 
@@ -275,9 +301,13 @@ export class FuseSession {
       this.logger.error('fuse destroy failed', { error: String(e) });
     }
     for (const w of this.readers) void w.terminate();
-    if (this.notifier) void this.notifier.terminate();
+    if (this.notifier) await this.notifier.terminate();
     for (const [, resolve] of this.notifyWaiters) resolve('ENODEV');
     this.notifyWaiters.clear();
+    // Last: nothing writes to the descriptor any more (send() checks deviceGone, the notifier is
+    // gone), so its number cannot be reused under a late reply.
+    this.deviceGone = true;
+    this.device?.close();
     this.endedResolve();
   }
 
@@ -286,6 +316,7 @@ export class FuseSession {
 
   /** Write a reply; false when the kernel no longer wants it (interrupted, or connection gone). */
   private send(unique: number, error: number, payload?: Uint8Array | readonly Uint8Array[]): boolean {
+    if (this.deviceGone) return false;
     const parts: Uint8Array[] = payload === undefined ? [] : payload instanceof Uint8Array ? [payload] : [...payload];
     let len = SIZE.OUT_HEADER;
     for (const p of parts) len += p.length;
