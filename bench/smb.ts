@@ -249,7 +249,7 @@ async function main(): Promise<void> {
   }
   const put = (results.silt.bigPutMBps ?? NaN) / (results.plain.bigPutMBps ?? NaN);
   const get = (results.silt.bigGetMBps ?? NaN) / (results.plain.bigGetMBps ?? NaN);
-  out.push('', `Target (issue 6): large transfers >= 0.8x the plain share: put ${put.toFixed(2)} (${put >= 0.8 ? 'met' : 'NOT met'}), get ${get.toFixed(2)} (${get >= 0.8 ? 'met' : 'NOT met'})`);
+  out.push('', `Target (issue 6): large transfers >= 0.8x the plain share: put ${put.toFixed(3)} (${put >= 0.8 ? 'met' : 'NOT met'}), get ${get.toFixed(3)} (${get >= 0.8 ? 'met' : 'NOT met'})`);
   console.log(out.join('\n'));
   const resDir = path.join(repoRoot, 'bench', 'results');
   fs.mkdirSync(resDir, { recursive: true });
