@@ -504,7 +504,12 @@ export async function runCrashCampaign(opts: CrashCampaignOptions): Promise<Cras
     for (const lane of lanes) {
       for (let i = 0; i < 3 && findMount(lane.mnt); i++) await sh(`umount -l ${q(lane.mnt)}`);
     }
-    fs.rmSync(tmp, { recursive: true, force: true });
+    // Never let the clean-up hide the failure that got us here (a mount still busy, say).
+    try {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    } catch (e) {
+      log(`# crash campaign: could not remove ${tmp}: ${(e as Error).message}`);
+    }
   }
   report.serverStartMs = {
     mean: Math.round(starts.reduce((a, b) => a + b, 0) / Math.max(1, starts.length)),
