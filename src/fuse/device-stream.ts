@@ -17,10 +17,13 @@
  */
 import * as net from 'node:net';
 
-/** A request of at least this many bytes keeps its buffer (no copy); smaller ones are copied. */
-const BIG = 64 * 1024;
-/** Buffers kept for reuse once the file system gives them back. */
-const SPARE_MAX = 4;
+/**
+ * A request of at least this many bytes keeps its buffer (no copy); smaller ones are copied.
+ * Shared with the reader threads (session.ts), which make the same choice.
+ */
+export const REQUEST_KEEPS_BUFFER_BYTES = 64 * 1024;
+/** Request buffers kept for reuse once the file system gives them back (per reader). */
+export const SPARE_REQUEST_BUFFERS_MAX = 4;
 
 interface PipeHandle {
   open(fd: number): number;
@@ -77,14 +80,14 @@ export function openDeviceStream(fd: number, size: number, h: DeviceStreamHandle
 
   const onPacket = (n: number): void => {
     const buf = current!;
-    if (n >= BIG) {
+    if (n >= REQUEST_KEEPS_BUFFER_BYTES) {
       // Hand the buffer over; the next read takes a spare one.
       current = null;
       let given = false;
       h.onRequest(buf.subarray(0, n), () => {
         if (given) return;
         given = true;
-        if (!closed && spare.length < SPARE_MAX) spare.push(buf);
+        if (!closed && spare.length < SPARE_REQUEST_BUFFERS_MAX) spare.push(buf);
       });
     } else {
       const copy = Buffer.allocUnsafe(n);
@@ -131,7 +134,7 @@ export function openDeviceStream(fd: number, size: number, h: DeviceStreamHandle
       closed = true;
       spare.length = 0;
       ended = true;
-      sock.destroy(); // runs the held-back close (a no-op if the socket already destroyed itself)
+      sock.destroy(); // its close is held back: it only records the callback
       handle.readStop();
       realClose(() => closeCallback?.());
     },

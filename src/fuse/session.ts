@@ -11,7 +11,7 @@
  */
 import * as fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { deviceStreamSupported, openDeviceStream } from './device-stream.ts';
+import { REQUEST_KEEPS_BUFFER_BYTES, SPARE_REQUEST_BUFFERS_MAX, deviceStreamSupported, openDeviceStream } from './device-stream.ts';
 import type { DeviceStream } from './device-stream.ts';
 import { ERRNO, metrics } from '../util/index.ts';
 import type { Logger } from '../util/index.ts';
@@ -111,11 +111,11 @@ const { fd, size } = workerData;
 // Small requests are copied out of a reused buffer; large ones (WRITE payloads) hand the whole
 // buffer over without a copy and the reader takes another: one the main thread gave back once it
 // was done with it (fresh memory costs a page fault per 4 KiB), or a new one.
-const BIG = 64 * 1024;
+const BIG = ${REQUEST_KEEPS_BUFFER_BYTES};
 const spare = [];
 const next = () => {
   for (let m; (m = receiveMessageOnPort(parentPort)) !== undefined; ) {
-    if (m.message instanceof ArrayBuffer && m.message.byteLength === size && spare.length < 4) spare.push(m.message);
+    if (m.message instanceof ArrayBuffer && m.message.byteLength === size && spare.length < ${SPARE_REQUEST_BUFFERS_MAX}) spare.push(m.message);
   }
   return spare.pop() ?? new ArrayBuffer(size);
 };
